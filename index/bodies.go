@@ -1,0 +1,138 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/cistern-mq/cistern/drivers"
+)
+
+// bodyLoc says where a message body lives: a byte range of a log object.
+type bodyLoc struct {
+	container string
+	log       uint64
+	off, size uint32
+	seq       uint64
+}
+
+type bodyKey struct {
+	container string
+	seq       uint64
+}
+
+// bodyCache is an LRU of message bodies bounded by bytes.
+type bodyCache struct {
+	mu    sync.Mutex
+	c     *lru.Cache[bodyKey, []byte]
+	bytes int64
+	max   int64
+}
+
+func newBodyCache(maxBytes int64) *bodyCache {
+	b := &bodyCache{max: maxBytes}
+	// The count bound is only a backstop; bytes decide.
+	c, _ := lru.NewWithEvict(1<<22, func(_ bodyKey, v []byte) { b.bytes -= int64(len(v)) })
+	b.c = c
+	return b
+}
+
+func (b *bodyCache) add(k bodyKey, body []byte) {
+	if int64(len(body)) > b.max/16 {
+		return // one huge body would flush everything else
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.c.Contains(k) {
+		return
+	}
+	b.c.Add(k, body)
+	b.bytes += int64(len(body))
+	for b.bytes > b.max {
+		b.c.RemoveOldest()
+	}
+}
+
+func (b *bodyCache) get(k bodyKey) ([]byte, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.c.Get(k)
+}
+
+func (b *bodyCache) remove(k bodyKey) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.c.Remove(k)
+}
+
+// readBody returns one body, from the cache or with a ranged read.
+func (e *Engine) readBody(ctx context.Context, l bodyLoc) ([]byte, error) {
+	bodies, err := e.readBodies(ctx, []bodyLoc{l})
+	if err != nil {
+		return nil, err
+	}
+	return bodies[0], nil
+}
+
+// spanLimit bounds how far apart two bodies of one log object may lie to be
+// fetched with one ranged read.
+const spanLimit = 1 << 20
+
+// readBodies returns the bodies at locs, in order. Bodies not in the cache
+// are read with ranged GETs, one per run of nearby bodies of the same log
+// object, so a claim of 20 messages posted together costs one read. A body
+// whose log object is gone (the message was deleted meanwhile) comes back
+// nil.
+func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, error) {
+	out := make([][]byte, len(locs))
+	var miss []int
+	for i, l := range locs {
+		if b, ok := e.bodies.get(bodyKey{l.container, l.seq}); ok {
+			out[i] = b
+		} else if l.size == 0 {
+			out[i] = []byte{}
+		} else {
+			miss = append(miss, i)
+		}
+	}
+	sort.Slice(miss, func(a, b int) bool {
+		la, lb := locs[miss[a]], locs[miss[b]]
+		if la.container != lb.container || la.log != lb.log {
+			return la.container < lb.container || la.container == lb.container && la.log < lb.log
+		}
+		return la.off < lb.off
+	})
+	for start := 0; start < len(miss); {
+		first := locs[miss[start]]
+		end := start + 1
+		hi := int64(first.off) + int64(first.size)
+		for end < len(miss) {
+			l := locs[miss[end]]
+			if l.container != first.container || l.log != first.log || int64(l.off)+int64(l.size)-int64(first.off) > spanLimit {
+				break
+			}
+			hi = max(hi, int64(l.off)+int64(l.size))
+			end++
+		}
+		data, err := e.store.Get(ctx, first.container, logKey(first.log),
+			&drivers.GetOptions{Range: &drivers.Range{Offset: int64(first.off), Length: hi - int64(first.off)}})
+		if err != nil && !errors.Is(err, drivers.ErrNotFound) {
+			return nil, err
+		}
+		for _, i := range miss[start:end] {
+			l := locs[i]
+			lo := int64(l.off) - int64(first.off)
+			if err != nil || lo+int64(l.size) > int64(len(data)) {
+				continue // gone: deleted and collected meanwhile
+			}
+			body := data[lo : lo+int64(l.size) : lo+int64(l.size)]
+			out[i] = body
+			e.bodies.add(bodyKey{l.container, l.seq}, body)
+		}
+		start = end
+	}
+	return out, nil
+}

@@ -1,0 +1,368 @@
+// Package index is Cistern's queue engine: per queue, an in-memory index of
+// live messages and claims, made durable as a log of group-committed batch
+// objects in a drivers.Store and rebuilt from the store after any crash.
+// docs/architecture.md describes the formats and the invariants.
+package index
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cistern-mq/cistern/drivers"
+)
+
+// Errors of the engine, for errors.Is. Store failures come through as the
+// drivers' kinds (drivers.ErrUnavailable above all).
+var (
+	ErrQueueNotFound       = errors.New("queue does not exist")
+	ErrMessageNotFound     = errors.New("message does not exist")
+	ErrClaimNotFound       = errors.New("claim does not exist or has expired")
+	ErrMessageClaimed      = errors.New("message is claimed; it cannot be deleted without a valid claim ID")
+	ErrMessageNotClaimed   = errors.New("a claim was specified, but the message is not currently claimed")
+	ErrMessageNotClaimedBy = errors.New("message is claimed by another claim")
+	// ErrFenced: another writer wrote this queue's next log object; this
+	// node stopped writing the queue and reloads it on the next request.
+	ErrFenced = errors.New("another writer took over the queue")
+	ErrClosed = errors.New("engine is closed")
+)
+
+// Clock tells the time; tests inject a fake one.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Options configure an Engine. Zero values take the defaults.
+type Options struct {
+	Store  drivers.Store
+	Clock  Clock
+	Logger zerolog.Logger
+
+	// BodyCacheBytes bounds the LRU of message bodies (default 64 MiB).
+	BodyCacheBytes int64
+	// MaxBatchBytes and MaxBatchRecords bound one log object (defaults
+	// 8 MiB and 20000).
+	MaxBatchBytes   int
+	MaxBatchRecords int
+	// A snapshot is written after SnapshotLogs log objects, or when
+	// SnapshotInterval has passed since the last one and something was
+	// logged (defaults 256 and 1 minute).
+	SnapshotLogs     int
+	SnapshotInterval time.Duration
+	// IdleTimeout unloads a queue no request has touched for that long
+	// (default 2 minutes); JanitorInterval is how often the engine sweeps
+	// expired messages and idle queues (default 5 s).
+	IdleTimeout     time.Duration
+	JanitorInterval time.Duration
+	// WriteRetries is how often a log write that found the store
+	// unavailable is tried again before the queue gives up (default 3).
+	WriteRetries int
+	// NoJanitor turns the background janitor off (tests drive Janitor).
+	NoJanitor bool
+}
+
+func (o *Options) defaults() error {
+	if o.Store == nil {
+		return errors.New("index: Options.Store is required")
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	if o.BodyCacheBytes <= 0 {
+		o.BodyCacheBytes = 64 << 20
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 8 << 20
+	}
+	if o.MaxBatchRecords <= 0 {
+		o.MaxBatchRecords = 20000
+	}
+	if o.SnapshotLogs <= 0 {
+		o.SnapshotLogs = 256
+	}
+	if o.SnapshotInterval <= 0 {
+		o.SnapshotInterval = time.Minute
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
+	if o.JanitorInterval <= 0 {
+		o.JanitorInterval = 5 * time.Second
+	}
+	if o.WriteRetries <= 0 {
+		o.WriteRetries = 3
+	}
+	return nil
+}
+
+// QueueRef names a queue: queues are scoped by project.
+type QueueRef struct {
+	Project string
+	Name    string
+}
+
+func (r QueueRef) String() string { return r.Project + "/" + r.Name }
+
+// Engine serves every queue of one store.
+type Engine struct {
+	opts       Options
+	store      drivers.Store
+	log        zerolog.Logger
+	createOnly bool
+	bodies     *bodyCache
+
+	mu     sync.Mutex
+	queues map[QueueRef]*queue
+	closed bool
+
+	ops  sync.WaitGroup // requests holding a queue
+	wg   sync.WaitGroup // flushers, movers, cleaners, the janitor
+	stop chan struct{}
+}
+
+// The control container holds the catalog of queues and the trash list.
+const (
+	controlContainer = "cistern-control"
+	catalogPrefix    = "catalog/"
+	trashPrefix      = "trash/"
+)
+
+// Open starts an engine over opts.Store.
+func Open(ctx context.Context, opts Options) (*Engine, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	if err := opts.Store.CreateContainer(ctx, controlContainer); err != nil {
+		return nil, fmt.Errorf("index: create control container: %w", err)
+	}
+	e := &Engine{
+		opts:       opts,
+		store:      opts.Store,
+		log:        opts.Logger,
+		createOnly: opts.Store.Capabilities().CreateOnly != drivers.CreateOnlyNone,
+		bodies:     newBodyCache(opts.BodyCacheBytes),
+		queues:     map[QueueRef]*queue{},
+		stop:       make(chan struct{}),
+	}
+	if !e.createOnly {
+		e.log.Warn().Str("driver", opts.Store.Capabilities().Driver).
+			Msg("store cannot refuse overwrites: log writes are not fenced, so run one Cistern node per store")
+	}
+	e.wg.Go(func() { e.emptyTrash(context.Background()) })
+	if !opts.NoJanitor {
+		e.wg.Go(e.janitorLoop)
+	}
+	return e, nil
+}
+
+// Close stops the engine: it flushes every pending group commit, waits for
+// its goroutines and unloads every queue.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	// Requests under way finish first: their group commits still flush.
+	e.ops.Wait()
+	close(e.stop)
+	e.wg.Wait()
+	return nil
+}
+
+func (e *Engine) now() int64 { return e.opts.Clock.Now().UnixNano() }
+
+// catalogEntry is what the catalog holds about one queue.
+type catalogEntry struct {
+	Gen      string          `json:"gen"`
+	Created  int64           `json:"created"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// catalogKey is "catalog/<project>/<queue>", the project escaped so that
+// one project's queues are one prefix and sort by name.
+func catalogKey(r QueueRef) string { return catalogPrefix + escapeProject(r.Project) + "/" + r.Name }
+
+func escapeProject(p string) string {
+	if p == "" {
+		return "%"
+	}
+	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(p)
+}
+
+func newID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// acquire returns the loaded queue for ref with a reference held; release
+// it with e.release. With create, a missing queue is created with meta.
+func (e *Engine) acquire(ctx context.Context, ref QueueRef) (*queue, error) {
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		e.ops.Add(1)
+		q, ok := e.queues[ref]
+		if !ok {
+			q = &queue{e: e, ref: ref, ready: make(chan struct{})}
+			e.queues[ref] = q
+			q.refs++
+			e.mu.Unlock()
+			q.loadErr = q.load(ctx)
+			q.lastUsed = e.now()
+			err := q.loadErr
+			close(q.ready)
+			if err != nil {
+				e.mu.Lock()
+				if e.queues[ref] == q {
+					delete(e.queues, ref)
+				}
+				e.mu.Unlock()
+				e.release(q)
+				return nil, err
+			}
+			return q, nil
+		}
+		q.refs++
+		e.mu.Unlock()
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			e.release(q)
+			return nil, ctx.Err()
+		}
+		if q.loadErr != nil {
+			e.release(q)
+			continue // the loader gave up; try loading again ourselves
+		}
+		q.mu.Lock()
+		gone := q.gone
+		q.mu.Unlock()
+		if gone {
+			e.release(q)
+			e.mu.Lock()
+			if e.queues[ref] == q {
+				delete(e.queues, ref)
+			}
+			e.mu.Unlock()
+			continue
+		}
+		return q, nil
+	}
+}
+
+func (e *Engine) release(q *queue) {
+	e.mu.Lock()
+	q.refs--
+	q.lastUsed = e.now()
+	e.mu.Unlock()
+	e.ops.Done()
+}
+
+// unload drops q from the engine so that the next request reloads it from
+// the store (after a failed write, a fence, or a delete).
+func (e *Engine) unload(q *queue) {
+	e.mu.Lock()
+	if e.queues[q.ref] == q {
+		delete(e.queues, q.ref)
+	}
+	e.mu.Unlock()
+}
+
+// withQueue runs f on the loaded queue under its lock.
+func (e *Engine) withQueue(ctx context.Context, ref QueueRef, f func(q *queue) error) error {
+	q, err := e.acquire(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer e.release(q)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.gone {
+		return ErrQueueNotFound
+	}
+	return f(q)
+}
+
+func (e *Engine) janitorLoop() {
+	t := time.NewTicker(e.opts.JanitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.Janitor()
+		}
+	}
+}
+
+// Janitor does one pass of background work: it drops expired messages and
+// claims from memory, writes snapshots that are due by time, and unloads
+// queues that have been idle for Options.IdleTimeout.
+func (e *Engine) Janitor() {
+	now := e.now()
+	e.mu.Lock()
+	qs := make([]*queue, 0, len(e.queues))
+	for _, q := range e.queues {
+		select {
+		case <-q.ready:
+			if q.loadErr == nil {
+				qs = append(qs, q)
+			}
+		default:
+		}
+	}
+	e.mu.Unlock()
+	for _, q := range qs {
+		q.mu.Lock()
+		if q.st != nil && !q.gone {
+			q.st.sweep(now)
+			if q.open == nil && !q.flushing && q.logsSinceSnap > 0 &&
+				time.Duration(now-q.lastSnapAt) >= e.opts.SnapshotInterval {
+				q.snapDue = true
+				q.startFlush()
+			}
+		}
+		q.mu.Unlock()
+	}
+	e.mu.Lock()
+	for ref, q := range e.queues {
+		select {
+		case <-q.ready:
+		default:
+			continue
+		}
+		q.mu.Lock()
+		idle := q.refs == 0 && q.open == nil && !q.flushing && !q.snapDue && len(q.movers) == 0 &&
+			time.Duration(now-q.lastUsed) >= e.opts.IdleTimeout
+		q.mu.Unlock()
+		if idle {
+			delete(e.queues, ref)
+		}
+	}
+	e.mu.Unlock()
+}
+
+// Loaded returns how many queues are in memory.
+func (e *Engine) Loaded() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.queues)
+}

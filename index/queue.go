@@ -1,0 +1,446 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cistern-mq/cistern/drivers"
+)
+
+// queue is one loaded queue: its catalog entry, its index, and the group
+// commit that makes changes to the index durable. Fields below mu are
+// guarded by it; refs and lastUsed by the engine's mu.
+type queue struct {
+	e     *Engine
+	ref   QueueRef
+	ready chan struct{} // closed when load is done
+	// loadErr is set before ready is closed.
+	loadErr  error
+	refs     int
+	lastUsed int64
+
+	mu        sync.Mutex
+	exists    bool
+	gone      bool // deleted, fenced or failed: the next request reloads
+	entry     catalogEntry
+	settings  Settings
+	container string
+	st        *state
+
+	lastLog    uint64   // highest log seq written (or found at load)
+	nextLog    uint64   // seq the next new batch will be written as
+	durableSeq uint64   // highest message seq whose post is durable
+	pending    []*batch // full batches waiting for their turn, oldest first
+	open       *batch   // the batch new records go into
+	flushing   bool     // a flusher goroutine owns the writes
+
+	snapDue       bool
+	logsSinceSnap int
+	lastSnapAt    int64
+	snaps         []uint64 // snapshots known to exist, ascending
+	movers        map[uint64]bool
+}
+
+// batch is one group commit: the records of every request that arrived
+// while the previous log object was being written.
+type batch struct {
+	seq       uint64
+	w         *logWriter
+	maxMsgSeq uint64
+	done      chan struct{}
+	err       error
+	moving    bool // holds a moving record: start movers once durable
+}
+
+func logKey(seq uint64) string  { return fmt.Sprintf("log/%020d", seq) }
+func snapKey(seq uint64) string { return fmt.Sprintf("snap/%020d", seq) }
+
+func parseSeqKey(key, prefix string) (uint64, bool) {
+	if !strings.HasPrefix(key, prefix) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(key[len(prefix):], 10, 64)
+	return v, err == nil
+}
+
+// load reads the queue's catalog entry and, if the queue exists, rebuilds
+// its index: the newest readable snapshot, then every log after it, found
+// by reading the next sequence number until one is missing (listings may
+// lag; direct reads do not).
+func (q *queue) load(ctx context.Context) error {
+	e := q.e
+	data, err := e.store.Get(ctx, controlContainer, catalogKey(q.ref), nil)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return nil // a queue that does not exist (yet)
+	}
+	if err != nil {
+		return err
+	}
+	var ent catalogEntry
+	if err := json.Unmarshal(data, &ent); err != nil || ent.Gen == "" {
+		return fmt.Errorf("index: catalog entry of %s: %w", q.ref, errCorrupt)
+	}
+	return q.recover(ctx, ent)
+}
+
+func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
+	e := q.e
+	start := time.Now()
+	q.exists = true
+	q.entry = ent
+	q.settings = parseSettings(ent.Metadata)
+	q.container = "q-" + ent.Gen
+	q.movers = map[uint64]bool{}
+	q.lastSnapAt = e.now()
+
+	var snaps []uint64
+	marker := ""
+	for {
+		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: "snap/", Marker: marker})
+		if err != nil {
+			return fmt.Errorf("index: list snapshots of %s: %w", q.ref, err)
+		}
+		for _, o := range p.Objects {
+			if s, ok := parseSeqKey(o.Key, "snap/"); ok {
+				snaps = append(snaps, s)
+			}
+		}
+		if p.Next == "" {
+			break
+		}
+		marker = p.Next
+	}
+	slices.Sort(snaps)
+	st, from := newState(), uint64(0)
+	for i := len(snaps) - 1; i >= 0; i-- {
+		data, err := e.store.Get(ctx, q.container, snapKey(snaps[i]), nil)
+		if errors.Is(err, drivers.ErrNotFound) {
+			continue // listed but gone: collected since
+		}
+		if err != nil {
+			return fmt.Errorf("index: read snapshot %d of %s: %w", snaps[i], q.ref, err)
+		}
+		s, seq, err := decodeSnapshot(data)
+		if err != nil {
+			e.log.Error().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", snaps[i]).Msg("skipping unreadable snapshot")
+			continue
+		}
+		st, from = s, seq
+		break
+	}
+	seq := from + 1
+	replayed := 0
+	for ; ; seq++ {
+		data, err := e.store.Get(ctx, q.container, logKey(seq), nil)
+		if errors.Is(err, drivers.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("index: read log %d of %s: %w", seq, q.ref, err)
+		}
+		recs, err := decodeLog(data)
+		if err != nil {
+			// A log object is written whole or not at all; one that does
+			// not decode was damaged in the store. Refuse to guess.
+			return fmt.Errorf("index: log %d of %s: %w", seq, q.ref, err)
+		}
+		for i := range recs {
+			st.apply(&recs[i], seq)
+		}
+		replayed++
+	}
+	q.st = st
+	q.lastLog = seq - 1
+	q.nextLog = seq
+	q.durableSeq = st.nextSeq - 1
+	q.snaps = snaps
+	q.logsSinceSnap = replayed
+	e.log.Debug().Str("queue", q.ref.String()).Uint64("snapshot", from).Int("logs", replayed).
+		Int("messages", st.msgs.live).Dur("took", time.Since(start)).Msg("queue recovered")
+	// Finish moves to a dead-letter queue that a crash interrupted.
+	if len(st.moving) > 0 {
+		q.startMovers()
+	}
+	return nil
+}
+
+// batchFor returns the open batch, starting one if needed. Callers hold mu.
+// Each batch's log sequence is fixed when it is opened, so that the index
+// can say where a posted body will be before the batch is written.
+func (q *queue) batchFor() *batch {
+	if o := q.open; o != nil && (o.w.len() >= q.e.opts.MaxBatchBytes || int(o.w.count) >= q.e.opts.MaxBatchRecords) {
+		q.pending = append(q.pending, o)
+		q.open = nil
+	}
+	if q.open == nil {
+		q.open = &batch{seq: q.nextLog, w: newLogWriter(), done: make(chan struct{})}
+		q.nextLog++
+	}
+	return q.open
+}
+
+// commit hands the caller's records to the group commit and waits until
+// the log object holding them is in the store. Callers hold mu; commit
+// releases it while it waits and returns with it held.
+func (q *queue) commit(ctx context.Context, b *batch) error {
+	q.startFlush()
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		// The records still go out; the caller just stops waiting.
+		return ctx.Err()
+	}
+}
+
+// startFlush makes sure a flusher is running. Callers hold mu.
+func (q *queue) startFlush() {
+	if q.flushing || (q.open == nil && len(q.pending) == 0 && !q.snapDue) {
+		return
+	}
+	q.flushing = true
+	q.e.wg.Go(q.flushLoop)
+}
+
+// flushLoop writes batches one after another until none is left: while one
+// log object is being written, the next batch fills up.
+func (q *queue) flushLoop() {
+	ctx := context.Background()
+	for {
+		q.mu.Lock()
+		var b *batch
+		if len(q.pending) > 0 {
+			b = q.pending[0]
+			q.pending = q.pending[1:]
+		} else if q.open != nil {
+			b = q.open
+			q.open = nil
+		}
+		if b == nil && !q.snapDue {
+			q.flushing = false
+			q.mu.Unlock()
+			return
+		}
+		var snap []byte
+		var snapSeq uint64
+		if b != nil {
+			q.logsSinceSnap++
+		}
+		// With no batch behind b, the index reflects exactly the logs up
+		// to b (or lastLog): the moment to take a snapshot, if one is due.
+		if len(q.pending) == 0 && q.open == nil && (q.snapDue || q.logsSinceSnap >= q.e.opts.SnapshotLogs) {
+			snapSeq = q.lastLog
+			if b != nil {
+				snapSeq = b.seq
+			}
+			snap = encodeSnapshot(q.st, snapSeq, q.e.now())
+			q.snapDue = false
+			q.logsSinceSnap = 0
+			q.lastSnapAt = q.e.now()
+		}
+		container := q.container
+		q.mu.Unlock()
+
+		if b != nil {
+			err := q.writeLog(ctx, container, b)
+			q.mu.Lock()
+			if err != nil {
+				q.failLocked(err, b)
+				q.mu.Unlock()
+				return
+			}
+			q.lastLog = b.seq
+			if b.maxMsgSeq > q.durableSeq {
+				q.durableSeq = b.maxMsgSeq
+			}
+			if b.moving {
+				q.startMovers()
+			}
+			q.mu.Unlock()
+			close(b.done)
+		}
+		if snap != nil {
+			q.writeSnapshot(ctx, container, snapSeq, snap)
+		}
+	}
+}
+
+// writeLog puts one log object, create-only where the store can refuse an
+// overwrite. A refusal means another writer has this sequence number: the
+// node is fenced off the queue, unless the object there is our own (an
+// earlier try that landed although its answer was lost).
+func (q *queue) writeLog(ctx context.Context, container string, b *batch) error {
+	e := q.e
+	data := b.w.finish()
+	opts := &drivers.PutOptions{CreateOnly: e.createOnly}
+	var err error
+	for attempt := 0; attempt <= e.opts.WriteRetries; attempt++ {
+		err = e.store.Put(ctx, container, logKey(b.seq), data, opts)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, drivers.ErrPreconditionFailed) {
+			have, gerr := e.store.Get(ctx, container, logKey(b.seq), nil)
+			if gerr == nil && bytes.Equal(have, data) {
+				return nil
+			}
+			e.log.Error().Str("queue", q.ref.String()).Uint64("log", b.seq).
+				Msg("log sequence already written by another writer: fenced off this queue, reloading")
+			return fmt.Errorf("%w: %s log %d", ErrFenced, q.ref, b.seq)
+		}
+		if !errors.Is(err, drivers.ErrUnavailable) {
+			break
+		}
+		e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("log", b.seq).Int("attempt", attempt+1).Msg("log write failed")
+	}
+	return err
+}
+
+// failLocked fails b and every batch behind it, and drops the queue from
+// memory: the index holds changes the store does not, so the next request
+// reloads the truth from the store.
+func (q *queue) failLocked(err error, b *batch) {
+	for _, o := range append(append([]*batch{b}, q.pending...), q.open) {
+		if o != nil {
+			o.err = err
+			close(o.done)
+		}
+	}
+	q.pending, q.open = nil, nil
+	q.flushing = false
+	q.gone = true
+	q.e.unload(q)
+}
+
+func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64, data []byte) {
+	e := q.e
+	if err := e.store.Put(ctx, container, snapKey(seq), data, nil); err != nil {
+		e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", seq).Msg("snapshot write failed; will retry later")
+		q.mu.Lock()
+		q.logsSinceSnap = e.opts.SnapshotLogs / 2 // retry sooner than usual
+		q.mu.Unlock()
+		return
+	}
+	q.mu.Lock()
+	q.snaps = append(q.snaps, seq)
+	q.mu.Unlock()
+	q.collect(ctx, container)
+}
+
+// collect deletes what the two newest snapshots make unnecessary: older
+// snapshots, and log objects up to the older of the two that hold no live
+// message body. Logs after the older snapshot stay, so that a recovery that
+// lists only that one (listings may lag) still finds every log it needs.
+func (q *queue) collect(ctx context.Context, container string) {
+	e := q.e
+	q.mu.Lock()
+	if len(q.snaps) < 2 || q.gone {
+		q.mu.Unlock()
+		return
+	}
+	keep := q.snaps[len(q.snaps)-2]
+	oldSnaps := slices.Clone(q.snaps[:len(q.snaps)-2])
+	q.snaps = slices.Clone(q.snaps[len(q.snaps)-2:])
+	q.mu.Unlock()
+
+	var garbage []string
+	for _, s := range oldSnaps {
+		garbage = append(garbage, snapKey(s))
+	}
+	marker := ""
+	for {
+		p, err := e.store.List(ctx, container, &drivers.ListOptions{Prefix: "log/", Marker: marker})
+		if err != nil {
+			e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("garbage collection: list failed")
+			return
+		}
+		q.mu.Lock()
+		for _, o := range p.Objects {
+			s, ok := parseSeqKey(o.Key, "log/")
+			if !ok || s > keep {
+				p.Next = ""
+				break
+			}
+			if q.st.logLive[s] == 0 {
+				garbage = append(garbage, o.Key)
+			}
+		}
+		q.mu.Unlock()
+		if p.Next == "" {
+			break
+		}
+		marker = p.Next
+	}
+	if err := drivers.DeleteMany(ctx, e.store, container, garbage); err != nil {
+		e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("garbage collection: delete failed")
+	}
+}
+
+// startMovers finishes moves to dead-letter queues recorded in the index.
+// Callers hold mu.
+func (q *queue) startMovers() {
+	for seq := range q.st.moving {
+		if q.movers[seq] {
+			continue
+		}
+		q.movers[seq] = true
+		q.e.wg.Go(func() { q.move(seq) })
+	}
+}
+
+// move copies one message to its dead-letter queue, then deletes it here.
+// The copy carries its origin, so a copy repeated after a crash between the
+// two steps is recognised by the dead-letter queue and not posted twice.
+func (q *queue) move(seq uint64) {
+	e := q.e
+	ctx := context.Background()
+	defer func() {
+		q.mu.Lock()
+		delete(q.movers, seq)
+		q.mu.Unlock()
+	}()
+	q.mu.Lock()
+	m := q.st.msgs.find(seq)
+	tgt, ok := q.st.moving[seq]
+	if m == nil || !ok || q.gone {
+		q.mu.Unlock()
+		return
+	}
+	loc := bodyLoc{container: q.container, log: m.bodyLog, off: m.bodyOff, size: m.bodyLen, seq: seq}
+	ttl := tgt.ttl
+	if ttl <= 0 {
+		ttl = (m.expires - e.now()) / 1e9
+	}
+	client := q.st.clients[m.client]
+	origin := q.entry.Gen + "/" + strconv.FormatUint(seq, 10)
+	q.mu.Unlock()
+	body, err := e.readBody(ctx, loc)
+	if err == nil {
+		_, err = e.post(ctx, QueueRef{Project: q.ref.Project, Name: tgt.dlq}, client,
+			[]NewMessage{{Body: body, TTL: max(ttl, 1)}}, origin)
+	}
+	if err == nil {
+		q.mu.Lock()
+		if m := q.st.msgs.find(seq); m != nil && !q.gone {
+			q.st.removeMsg(m)
+			b := q.batchFor()
+			b.w.delete([]uint64{seq})
+			err = q.commit(ctx, b)
+		}
+		q.mu.Unlock()
+	}
+	if err != nil {
+		e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("seq", seq).Str("dlq", tgt.dlq).
+			Msg("move to dead-letter queue not finished; it is retried when the queue reloads")
+	}
+}
