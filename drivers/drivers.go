@@ -182,12 +182,31 @@ type Capabilities struct {
 	ConsistentList bool
 	// BatchDelete is true when DeleteMany costs one request per batch.
 	BatchDelete bool
+	// PathKeys is true when the store keeps keys as file paths (an S3
+	// gateway over a file system, such as versitygw's posix backend): a
+	// key with an empty, "." or ".." segment or a segment over 255 bytes
+	// is refused with ErrInvalid, and a key cannot also be the parent of
+	// other keys. Cistern's own keys never need either.
+	PathKeys bool
 }
 
-// Name limits shared by all drivers.
+// PathUnsafe reports whether key is one that a PathKeys store refuses:
+// an empty, "." or ".." segment, or a segment over 255 bytes.
+func PathUnsafe(key string) bool {
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." || len(seg) > 255 {
+			return true
+		}
+	}
+	return false
+}
+
+// Name limits shared by all drivers. S3 limits a whole object key to 1024
+// bytes, and the S3 driver puts the container name and a prefix in front of
+// the key, so keys stop at 768 bytes.
 const (
 	MaxContainerLen = 200
-	MaxKeyLen       = 1024
+	MaxKeyLen       = 768
 )
 
 // ValidContainer reports whether name is a valid container name: 1 to
