@@ -1,59 +1,20 @@
-package index
+package index_test
 
 import (
 	"context"
 	"fmt"
 	"slices"
-	"sync/atomic"
-	"testing"
+		"testing"
 	"time"
 
 	"pgregory.net/rapid"
 
-	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/memdriver"
+	. "github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/index/enginetest"
 )
 
-// crashable passes requests to a store until it is crashed; from then on
-// every request fails, as if the process that made it had died. A request
-// already passed on may still land, as a write in flight at a crash may.
-type crashable struct {
-	drivers.Store
-	dead atomic.Bool
-}
-
-var errCrashed = drivers.Errorf(drivers.ErrUnavailable, "crashed")
-
-func (c *crashable) Put(ctx context.Context, ct, k string, d []byte, o *drivers.PutOptions) error {
-	if c.dead.Load() {
-		return errCrashed
-	}
-	return c.Store.Put(ctx, ct, k, d, o)
-}
-
-func (c *crashable) Get(ctx context.Context, ct, k string, o *drivers.GetOptions) ([]byte, error) {
-	if c.dead.Load() {
-		return nil, errCrashed
-	}
-	return c.Store.Get(ctx, ct, k, o)
-}
-
-func (c *crashable) Delete(ctx context.Context, ct, k string) error {
-	if c.dead.Load() {
-		return errCrashed
-	}
-	return c.Store.Delete(ctx, ct, k)
-}
-
-func (c *crashable) List(ctx context.Context, ct string, o *drivers.ListOptions) (drivers.Page, error) {
-	if c.dead.Load() {
-		return drivers.Page{}, errCrashed
-	}
-	return c.Store.List(ctx, ct, o)
-}
-
-// DeleteKeys is not forwarded as a batch: drivers.DeleteMany falls back to
-// Delete, which checks the crash flag for every key.
+var ctx = context.Background()
 
 // modelMsg is what the model knows of a message.
 type modelMsg struct {
@@ -104,8 +65,8 @@ func (m *model) remove(id string) {
 type engineRun struct {
 	t     *rapid.T
 	mem   *memdriver.Store
-	store *crashable
-	clk   *fakeClock
+	store *enginetest.Crashable
+	clk   *enginetest.Clock
 	e     *Engine
 	ref   QueueRef
 	model model
@@ -116,7 +77,7 @@ type engineRun struct {
 }
 
 func (r *engineRun) open() {
-	r.store = &crashable{Store: r.mem}
+	r.store = &enginetest.Crashable{Store: r.mem}
 	e, err := Open(context.Background(), Options{Store: r.store, Clock: r.clk, NoJanitor: true,
 		SnapshotLogs: r.snapLogs, MaxBatchRecords: 7})
 	if err != nil {
@@ -150,7 +111,7 @@ func (r *engineRun) check() {
 
 func TestModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		r := &engineRun{t: t, mem: memdriver.New(), clk: newFakeClock(), ref: QueueRef{Project: "p", Name: "m"},
+		r := &engineRun{t: t, mem: memdriver.New(), clk: enginetest.NewClock(), ref: QueueRef{Project: "p", Name: "m"},
 			model: model{claims: map[string]*modelClaim{}}, snapLogs: rapid.IntRange(1, 6).Draw(t, "snapLogs")}
 		r.open()
 		defer func() { r.e.Close() }()
@@ -351,7 +312,7 @@ func TestModel(t *testing.T) {
 			"janitor": func(t *rapid.T) { r.e.Janitor() },
 			"crash": func(t *rapid.T) {
 				// Drop the engine without Close: its store dies with it.
-				r.store.dead.Store(true)
+				r.store.Crash()
 				old := r.e
 				r.open()
 				go old.Close() // let its goroutines wind down against the dead store
