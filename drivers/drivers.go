@@ -28,8 +28,10 @@ type Store interface {
 	// ErrPreconditionFailed when the key already exists (how strongly that
 	// holds under concurrency: Capabilities().CreateOnly), and with
 	// ErrNotSupported on a store that cannot refuse an overwrite.
-	// Putting into a container that does not exist is an error on every
-	// store that has real containers; callers create containers first.
+	// Putting into a container that does not exist fails with ErrNotFound
+	// on fs, mem and swift; on s3, where a container is a key prefix, it
+	// succeeds (checking would cost a request per put). Callers create
+	// containers first.
 	Put(ctx context.Context, container, key string, data []byte, opts *PutOptions) error
 
 	// Get reads the whole object, or opts.Range of it. ErrNotFound when the
@@ -57,7 +59,8 @@ type Store interface {
 	DeleteContainer(ctx context.Context, container string) error
 
 	// ListContainers lists container names (as Page.Objects[i].Key) in byte
-	// order after opts.Marker, under opts.Prefix.
+	// order after opts.Marker, under opts.Prefix. As with List, a page may
+	// be short, even empty, and still have a Next.
 	ListContainers(ctx context.Context, opts *ListOptions) (Page, error)
 
 	// Capabilities reports the guarantees this store gives, as probed when
