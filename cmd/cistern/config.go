@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/fsdriver"
+	"github.com/cistern-mq/cistern/drivers/s3driver"
+	"github.com/cistern-mq/cistern/drivers/swiftdriver"
+	"github.com/cistern-mq/cistern/server"
+)
+
+// Config is everything cistern reads at start-up: defaults, then the
+// config file (-config or CISTERN_CONFIG), then environment variables, then
+// flags, each overriding the one before.
+type Config struct {
+	Listen   string `yaml:"listen"`    // HTTP address, Zaqar's 127.0.0.1:8888 by default
+	LogLevel string `yaml:"log_level"` // debug, info, warn, error
+	LogJSON  bool   `yaml:"log_json"`  // JSON lines instead of console output
+	// AuthStrategy is "" or "noauth" (the only one for now: every request's
+	// X-Project-ID is trusted, as Zaqar does without keystone).
+	AuthStrategy string `yaml:"auth_strategy"`
+	// SignedURLSecret enables /v2/queues/{q}/share and signed requests.
+	SignedURLSecret string        `yaml:"signed_url_secret"`
+	Pools           []PoolConfig  `yaml:"pools"`
+	Engine          EngineConfig  `yaml:"engine"`
+	Limits          server.Limits `yaml:"limits"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// PoolConfig is one object store. Until the ring lands, queues live on the
+// first pool.
+type PoolConfig struct {
+	Name  string      `yaml:"name"`
+	Kind  string      `yaml:"kind"` // fs, swift, s3
+	Path  string      `yaml:"path"` // fs: the data directory
+	Swift SwiftConfig `yaml:"swift"`
+	S3    S3Config    `yaml:"s3"`
+}
+
+// SwiftConfig is swiftdriver.Config as the config file spells it.
+type SwiftConfig struct {
+	AuthURL         string        `yaml:"auth_url"`
+	User            string        `yaml:"user"`
+	Key             string        `yaml:"key"`
+	UserDomain      string        `yaml:"user_domain"`
+	Project         string        `yaml:"project"`
+	ProjectDomain   string        `yaml:"project_domain"`
+	Region          string        `yaml:"region"`
+	EndpointType    string        `yaml:"endpoint_type"`
+	AuthVersion     int           `yaml:"auth_version"`
+	StorageURL      string        `yaml:"storage_url"`
+	AuthToken       string        `yaml:"auth_token"`
+	ContainerPrefix string        `yaml:"container_prefix"`
+	Timeout         time.Duration `yaml:"timeout"`
+}
+
+func (c SwiftConfig) driver() swiftdriver.Config {
+	return swiftdriver.Config{AuthURL: c.AuthURL, User: c.User, Key: c.Key, UserDomain: c.UserDomain,
+		Project: c.Project, ProjectDomain: c.ProjectDomain, Region: c.Region, EndpointType: c.EndpointType,
+		AuthVersion: c.AuthVersion, StorageURL: c.StorageURL, AuthToken: c.AuthToken,
+		ContainerPrefix: c.ContainerPrefix, Timeout: c.Timeout}
+}
+
+// S3Config is s3driver.Config as the config file spells it.
+type S3Config struct {
+	Endpoint     string        `yaml:"endpoint"`
+	Region       string        `yaml:"region"`
+	Bucket       string        `yaml:"bucket"`
+	AccessKey    string        `yaml:"access_key"`
+	SecretKey    string        `yaml:"secret_key"`
+	PathStyle    bool          `yaml:"path_style"`
+	KeyPrefix    string        `yaml:"key_prefix"`
+	CreateBucket bool          `yaml:"create_bucket"`
+	Timeout      time.Duration `yaml:"timeout"`
+}
+
+func (c S3Config) driver() s3driver.Config {
+	return s3driver.Config{Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, AccessKey: c.AccessKey,
+		SecretKey: c.SecretKey, PathStyle: c.PathStyle, KeyPrefix: c.KeyPrefix, CreateBucket: c.CreateBucket,
+		Timeout: c.Timeout}
+}
+
+// EngineConfig tunes the queue engine; zero values take its defaults.
+type EngineConfig struct {
+	BodyCacheMB      int64         `yaml:"body_cache_mb"`
+	SnapshotLogs     int           `yaml:"snapshot_logs"`
+	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Listen:          "127.0.0.1:8888",
+		LogLevel:        "info",
+		Limits:          server.DefaultLimits(),
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// parseConfig reads flags, environment and the config file.
+func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("cistern", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: cistern [flags]
+
+Cistern serves the OpenStack Zaqar v2 HTTP API and keeps every message in an
+object store: a local folder (the default), OpenStack Swift or S3.
+
+  cistern                          serve on 127.0.0.1:8888 from ./cistern-data
+  cistern -config cistern.yaml     pools, limits and tuning from a file (docs/configuration.md)
+  cistern -driver swift -swift-auth-url URL -swift-user U -swift-key K
+
+Precedence: defaults < config file < environment < flags.
+
+Flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), `
+Environment:
+  CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_DATA, CISTERN_LOG_LEVEL,
+  CISTERN_SIGNED_URL_SECRET, and for the -driver flags CISTERN_SWIFT_AUTH_URL,
+  CISTERN_SWIFT_USER, CISTERN_SWIFT_KEY, CISTERN_S3_ENDPOINT, CISTERN_S3_BUCKET,
+  CISTERN_S3_REGION, CISTERN_S3_ACCESS_KEY, CISTERN_S3_SECRET_KEY.
+`)
+	}
+	var (
+		configPath = fs.String("config", getenv("CISTERN_CONFIG"), "YAML config file")
+		listen     = fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8888; env CISTERN_LISTEN)")
+		data       = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
+		logLevel   = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
+		logJSON    = fs.Bool("log-json", false, "log JSON lines instead of console output")
+		driver     = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
+		swiftURL   = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
+		swiftUser  = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
+		swiftKey   = fs.String("swift-key", "", "Swift key or password for -driver swift")
+		swiftProj  = fs.String("swift-project", "", "Keystone project for -driver swift")
+		s3Endpoint = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
+		s3Bucket   = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
+		s3Region   = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
+		s3Access   = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
+		s3Secret   = fs.String("s3-secret-key", "", "S3 secret key")
+		secret     = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); env CISTERN_SIGNED_URL_SECRET")
+	)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	cfg := defaultConfig()
+	if *configPath != "" {
+		raw, err := os.ReadFile(*configPath)
+		if err != nil {
+			return Config{}, err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("%s: %w", *configPath, err)
+		}
+	}
+	pick := func(dst *string, flagVal, env string) {
+		if v := getenv(env); v != "" {
+			*dst = v
+		}
+		if flagVal != "" {
+			*dst = flagVal
+		}
+	}
+	pick(&cfg.Listen, *listen, "CISTERN_LISTEN")
+	pick(&cfg.LogLevel, *logLevel, "CISTERN_LOG_LEVEL")
+	pick(&cfg.SignedURLSecret, *secret, "CISTERN_SIGNED_URL_SECRET")
+	if *logJSON {
+		cfg.LogJSON = true
+	}
+
+	dataDir := ""
+	pick(&dataDir, *data, "CISTERN_DATA")
+	if len(cfg.Pools) == 0 || *driver != "" {
+		p := PoolConfig{Name: "default", Kind: *driver}
+		if p.Kind == "" {
+			p.Kind = "fs"
+		}
+		switch p.Kind {
+		case "fs":
+			p.Path = "cistern-data"
+			pick(&p.Path, dataDir, "")
+		case "swift":
+			pick(&p.Swift.AuthURL, *swiftURL, "CISTERN_SWIFT_AUTH_URL")
+			pick(&p.Swift.User, *swiftUser, "CISTERN_SWIFT_USER")
+			pick(&p.Swift.Key, *swiftKey, "CISTERN_SWIFT_KEY")
+			pick(&p.Swift.Project, *swiftProj, "CISTERN_SWIFT_PROJECT")
+		case "s3":
+			p.S3.PathStyle = true
+			p.S3.CreateBucket = true
+			pick(&p.S3.Endpoint, *s3Endpoint, "CISTERN_S3_ENDPOINT")
+			pick(&p.S3.Bucket, *s3Bucket, "CISTERN_S3_BUCKET")
+			pick(&p.S3.Region, *s3Region, "CISTERN_S3_REGION")
+			pick(&p.S3.AccessKey, *s3Access, "CISTERN_S3_ACCESS_KEY")
+			pick(&p.S3.SecretKey, *s3Secret, "CISTERN_S3_SECRET_KEY")
+			if p.S3.Bucket == "" {
+				p.S3.Bucket = "cistern"
+			}
+		default:
+			return Config{}, fmt.Errorf("-driver %q: want fs, swift or s3", p.Kind)
+		}
+		cfg.Pools = []PoolConfig{p}
+	} else if dataDir != "" {
+		for i := range cfg.Pools {
+			if cfg.Pools[i].Kind == "fs" {
+				cfg.Pools[i].Path = dataDir
+				break
+			}
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the whole configuration before anything starts.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		return errors.New("listen address is empty")
+	}
+	switch c.AuthStrategy {
+	case "", "noauth":
+	default:
+		return fmt.Errorf("auth_strategy %q: only noauth is supported yet (Keystone token validation is planned)", c.AuthStrategy)
+	}
+	if len(c.Pools) == 0 {
+		return errors.New("no pools configured")
+	}
+	names := map[string]bool{}
+	for i, p := range c.Pools {
+		if p.Name == "" {
+			c.Pools[i].Name = fmt.Sprintf("pool%d", i)
+		}
+		if names[c.Pools[i].Name] {
+			return fmt.Errorf("pool name %q used twice", p.Name)
+		}
+		names[c.Pools[i].Name] = true
+		switch p.Kind {
+		case "fs":
+			if p.Path == "" {
+				return fmt.Errorf("pool %q: fs needs a path", p.Name)
+			}
+		case "swift":
+			sc := p.Swift.driver()
+			if err := sc.Validate(); err != nil {
+				return fmt.Errorf("pool %q: %w", p.Name, err)
+			}
+		case "s3":
+			sc := p.S3.driver()
+			if err := sc.Validate(); err != nil {
+				return fmt.Errorf("pool %q: %w", p.Name, err)
+			}
+		default:
+			return fmt.Errorf("pool %q: kind %q: want fs, swift or s3", p.Name, p.Kind)
+		}
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("limits: %w", err)
+	}
+	return nil
+}
+
+// openPool opens one pool's store.
+func openPool(ctx context.Context, p PoolConfig) (drivers.Store, []string, error) {
+	switch p.Kind {
+	case "fs":
+		s, err := fsdriver.New(p.Path)
+		return s, nil, err
+	case "swift":
+		s, err := swiftdriver.New(ctx, p.Swift.driver())
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, nil, nil
+	case "s3":
+		s, err := s3driver.New(ctx, p.S3.driver())
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Warnings(), nil
+	}
+	return nil, nil, fmt.Errorf("pool %q: unknown kind %q", p.Name, p.Kind)
+}

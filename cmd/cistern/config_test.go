@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8888" || len(cfg.Pools) != 1 || cfg.Pools[0].Kind != "fs" || cfg.Pools[0].Path != "cistern-data" {
+		t.Fatalf("defaults = %+v", cfg)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	yaml := `listen: 127.0.0.1:7000
+log_level: debug
+pools:
+  - name: local
+    kind: fs
+    path: /from/file
+engine:
+  snapshot_logs: 64
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		listen     string
+		path       string
+		wantErrSub string
+	}{
+		{"file", []string{"-config", file}, nil, "127.0.0.1:7000", "/from/file", ""},
+		{"env over file", []string{"-config", file}, map[string]string{"CISTERN_LISTEN": "127.0.0.1:7001", "CISTERN_DATA": "/from/env"}, "127.0.0.1:7001", "/from/env", ""},
+		{"flags over env", []string{"-config", file, "-listen", "127.0.0.1:7002", "-data", "/from/flag"}, map[string]string{"CISTERN_LISTEN": "127.0.0.1:7001"}, "127.0.0.1:7002", "/from/flag", ""},
+		{"config from env", nil, map[string]string{"CISTERN_CONFIG": file}, "127.0.0.1:7000", "/from/file", ""},
+		{"unknown driver", []string{"-driver", "ftp"}, nil, "", "", "want fs, swift or s3"},
+		{"swift without url", []string{"-driver", "swift"}, nil, "", "", "pool"},
+		{"stray argument", []string{"serve"}, nil, "", "", "unexpected"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(tc.args, env(tc.env))
+			if tc.wantErrSub != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrSub) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErrSub)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Listen != tc.listen || cfg.Pools[0].Path != tc.path {
+				t.Errorf("listen %q path %q, want %q %q", cfg.Listen, cfg.Pools[0].Path, tc.listen, tc.path)
+			}
+		})
+	}
+}
+
+func TestConfigUnknownKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("listen: 127.0.0.1:1\nlisten_typo: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig([]string{"-config", file}, env(nil)); err == nil || !strings.Contains(err.Error(), "listen_typo") {
+		t.Fatalf("err = %v, want it to name the unknown key", err)
+	}
+}
