@@ -271,18 +271,19 @@ func (e *Engine) release(q *queue) {
 	e.mu.Lock()
 	q.refs--
 	q.lastUsed = e.now()
-	e.mu.Unlock()
-	e.ops.Done()
-}
-
-// unload drops q from the engine so that the next request reloads it from
-// the store (after a failed write, a fence, or a delete).
-func (e *Engine) unload(q *queue) {
-	e.mu.Lock()
-	if e.queues[q.ref] == q {
-		delete(e.queues, q.ref)
+	if q.refs == 0 && e.queues[q.ref] == q {
+		// A queue that failed, was fenced or deleted is reloaded by the
+		// next request; one that does not exist is not kept, so requests
+		// for random names cannot fill memory. Lock order: e.mu, then q.mu.
+		q.mu.Lock()
+		drop := q.gone || !q.exists && q.open == nil && !q.flushing
+		q.mu.Unlock()
+		if drop {
+			delete(e.queues, q.ref)
+		}
 	}
 	e.mu.Unlock()
+	e.ops.Done()
 }
 
 // withQueue runs f on the loaded queue under its lock.

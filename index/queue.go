@@ -306,8 +306,8 @@ func (q *queue) writeLog(ctx context.Context, container string, b *batch) error 
 	return err
 }
 
-// failLocked fails b and every batch behind it, and drops the queue from
-// memory: the index holds changes the store does not, so the next request
+// failLocked fails b and every batch behind it, and marks the queue gone
+// so that the engine drops it from memory: the index holds changes the store does not, so the next request
 // reloads the truth from the store.
 func (q *queue) failLocked(err error, b *batch) {
 	for _, o := range append(append([]*batch{b}, q.pending...), q.open) {
@@ -318,8 +318,8 @@ func (q *queue) failLocked(err error, b *batch) {
 	}
 	q.pending, q.open = nil, nil
 	q.flushing = false
-	q.gone = true
-	q.e.unload(q)
+	q.gone = true // the engine drops it; see Engine.release
+
 }
 
 func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64, data []byte) {

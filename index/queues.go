@@ -167,7 +167,6 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 		}
 		container = q.container
 		q.gone = true
-		e.unload(q)
 		return nil
 	})
 	if err == nil && container != "" {

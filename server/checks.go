@@ -1,0 +1,143 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/cistern-mq/cistern/server/wire"
+)
+
+var queueNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+
+// checkRequest applies Zaqar's before-hooks, in Zaqar's order, to a request
+// that matched a route: signed URL, form content type, Accept, Client-ID,
+// X-Project-ID, queue name. Unknown routes skip them (as in Falcon) and so
+// does /metrics, which is not part of the Zaqar API.
+func (s *Server) checkRequest(rq *request, g *group) error {
+	if g.path == metricsPath {
+		return nil
+	}
+	r := rq.r
+	if _, signed := r.Header["Url-Signature"]; signed && !s.verifySignedURL(rq) {
+		return errNotFound404
+	}
+	if r.ContentLength != 0 && mediaType(r.Header.Get("Content-Type")) == "application/x-www-form-urlencoded" {
+		return badRequest("Invalid Content-Type", "Endpoint does not accept `application/x-www-form-urlencoded` content; "+
+			"currently supported media type is `application/json`; specify proper client-side media type with the \"Content-Type\" header.")
+	}
+	if !acceptsJSON(r.Header.Values("Accept")) {
+		return &apiError{status: http.StatusNotAcceptable, noBody: true}
+	}
+	if !strings.HasPrefix(r.URL.Path, "/v2/") {
+		return nil // GET /: no client or project needed
+	}
+	cid, ok := headerValue(r, "Client-Id")
+	if !ok {
+		return badRequest("Missing header value", `The "Client-ID" header is required.`)
+	}
+	client, err := wire.ParseClientID(cid)
+	if err != nil {
+		return badRequest("Wrong UUID value", "Malformed hexadecimal UUID.")
+	}
+	rq.client = client
+	project, ok := headerValue(r, "X-Project-Id")
+	switch {
+	case ok && project == "":
+		return badRequest("Empty project header not allowed",
+			"X-PROJECT-ID cannot be an empty string. Specify the right header X-PROJECT-ID and retry.")
+	case !ok:
+		return badRequest("Project-Id Missing", "The header X-PROJECT-ID was missing")
+	}
+	rq.project = project
+	if q, ok := rq.vars["queue_name"]; ok {
+		if len(project) > s.lim.MaxProjectIDLength || len(q) > s.lim.MaxQueueNameLength || !queueNameRE.MatchString(q) {
+			return badRequest("Invalid queue identification", "The format of the submitted queue name or project id is not valid.")
+		}
+	}
+	return nil
+}
+
+// headerValue returns a header and whether it was sent at all (an empty
+// X-Project-ID is a different error from a missing one).
+func headerValue(r *http.Request, name string) (string, bool) {
+	vs, ok := r.Header[name]
+	if !ok || len(vs) == 0 {
+		return "", false
+	}
+	return vs[0], true
+}
+
+func mediaType(ct string) string {
+	if ct == "" {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
+	}
+	return mt
+}
+
+// acceptsJSON is Falcon's client_accepts("application/json"): no Accept
+// header accepts anything; otherwise some range with q > 0 must cover it.
+func acceptsJSON(values []string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			fields := strings.Split(part, ";")
+			mt := strings.ToLower(strings.TrimSpace(fields[0]))
+			if mt != "application/json" && mt != "application/*" && mt != "*/*" && mt != "*" {
+				continue
+			}
+			q := 1.0
+			for _, p := range fields[1:] {
+				k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+				if strings.EqualFold(strings.TrimSpace(k), "q") {
+					if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+						q = f
+					}
+				}
+			}
+			if q > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readBody reads a request body of at most limit bytes. A Content-Length
+// over the limit is refused before anything is read, and the body is read
+// through http.MaxBytesReader so that a missing or lying Content-Length
+// cannot make the server read more. tooLarge makes the error to answer.
+func readBody(rq *request, limit int64, tooLarge func() error) ([]byte, error) {
+	if rq.r.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	if rq.r.Body == nil || rq.r.Body == http.NoBody {
+		return nil, nil
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, tooLarge()
+	}
+	if err != nil {
+		return nil, badBody("Request body could not be read.")
+	}
+	return data, nil
+}
+
+// readSmallBody reads a body Zaqar sets no limit on.
+func (s *Server) readSmallBody(rq *request) ([]byte, error) {
+	return readBody(rq, s.lim.MaxSmallBody, func() error {
+		return badBody("Request body is larger than " + strconv.FormatInt(s.lim.MaxSmallBody, 10) + " bytes.")
+	})
+}

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/server/wire"
+)
+
+// apiError is an HTTP error answer with Zaqar's body.
+type apiError struct {
+	status      int
+	title       string
+	description string
+	retryAfter  int    // seconds; 0: no Retry-After
+	allow       string // Allow header of a 405
+	noBody      bool   // a 406 has no body: the client takes no JSON
+	cause       error  // logged, never shown
+}
+
+func (e *apiError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%d %s: %s: %v", e.status, e.title, e.description, e.cause)
+	}
+	return fmt.Sprintf("%d %s: %s", e.status, e.title, e.description)
+}
+
+func (e *apiError) Unwrap() error { return e.cause }
+
+func badRequest(title, desc string) *apiError {
+	return &apiError{status: http.StatusBadRequest, title: title, description: desc}
+}
+
+func badAPI(desc string) *apiError  { return badRequest(wire.TitleInvalidAPI, desc) }
+func badBody(desc string) *apiError { return badRequest(wire.TitleInvalidBody, desc) }
+
+func notFound(desc string) *apiError {
+	return &apiError{status: http.StatusNotFound, title: "Not found", description: desc}
+}
+
+// errNotFound404 is Falcon's bare 404 (unknown route, failed signed URL).
+var errNotFound404 = &apiError{status: http.StatusNotFound, title: "404 Not Found"}
+
+// Unavailable reports whether err is a fault of the store or of the moment
+// rather than of the request: the client should try again. Such errors are
+// 503 with Retry-After, never 500.
+func Unavailable(err error) bool {
+	return drivers.KindOf(err) != nil ||
+		errors.Is(err, index.ErrFenced) ||
+		errors.Is(err, index.ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled)
+}
+
+// toAPIError maps any error a handler or a header rule returns to the HTTP
+// answer. It is the only place that does.
+func (s *Server) toAPIError(rq *request, err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var ve *wire.ValidationError
+	if errors.As(err, &ve) {
+		return badRequest(ve.Title, ve.Description)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return badBody(fmt.Sprintf("Request body is larger than %d bytes.", mbe.Limit))
+	}
+	q, p := rq.queue(), rq.project
+	switch {
+	case errors.Is(err, index.ErrClaimNotFound):
+		return notFound(fmt.Sprintf("Claim %s does not exist in queue %s for project %s", rq.vars["claim_id"], q, p))
+	case errors.Is(err, index.ErrMessageNotFound):
+		return notFound(fmt.Sprintf("Message %s does not exist in queue %s for project %s", rq.vars["message_id"], q, p))
+	case errors.Is(err, index.ErrQueueNotFound):
+		return notFound(fmt.Sprintf("Queue %s does not exist for project %s", q, p))
+	case errors.Is(err, index.ErrMessageClaimed), errors.Is(err, index.ErrMessageNotClaimedBy):
+		return &apiError{status: http.StatusForbidden, title: "Unable to delete",
+			description: "This message is claimed; it cannot be deleted without a valid claim ID."}
+	case errors.Is(err, index.ErrMessageNotClaimed):
+		return badRequest("Unable to delete", "A claim was specified, but the message is not currently claimed.")
+	case Unavailable(err):
+		what := "The request could not be completed."
+		if rq.rt != nil && rq.rt.fail != "" {
+			what = rq.rt.fail
+		}
+		return &apiError{status: http.StatusServiceUnavailable, title: "Service temporarily unavailable",
+			description: what + " Please try again in a few seconds.", retryAfter: 1, cause: err}
+	default:
+		return &apiError{status: http.StatusInternalServerError, title: "Internal server error",
+			description: "The server failed to complete the request; its log has the details under request id " + rq.id + ".",
+			cause:       err}
+	}
+}
+
+// writeError writes e with Zaqar's headers (Falcon adds Vary: Accept to
+// error answers) and logs the cause of a 5xx with the request id.
+func (s *Server) writeError(w http.ResponseWriter, rq *request, e *apiError) {
+	if e.status >= 500 {
+		ev := s.log.Error()
+		if e.status == http.StatusServiceUnavailable {
+			ev = s.log.Warn()
+		}
+		ev.Err(e.cause).Str("request_id", rq.id).Str("method", rq.r.Method).
+			Str("path", rq.r.URL.Path).Int("status", e.status).Msg("request failed")
+	}
+	h := w.Header()
+	h.Set("Vary", "Accept")
+	h.Set("Content-Type", "application/json")
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
+	if e.allow != "" {
+		h.Set("Allow", e.allow)
+	}
+	var data []byte
+	if !e.noBody {
+		data, _ = encodeJSON(wire.Error{Title: e.title, Description: e.description})
+	}
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(e.status)
+	if rq.r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+}

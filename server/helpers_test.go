@@ -1,0 +1,195 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/fsdriver"
+	"github.com/cistern-mq/cistern/index"
+)
+
+const (
+	clientA = "3381af92-2b9e-11e3-b191-71861300734c"
+	clientB = "e7b1d6ac-5b1a-4a1c-9f35-1d6c2a0c9e11"
+	project = "demo"
+)
+
+// fakeClock is moved by hand; the engine and the server share it.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// env is a server over a real engine on the fs driver in a temp dir,
+// listening on 127.0.0.1 through httptest.
+type env struct {
+	t     testing.TB
+	url   string
+	eng   *index.Engine
+	srv   *Server
+	clk   *fakeClock
+	store drivers.Store
+	http  *http.Client
+}
+
+type envOpts struct {
+	store  drivers.Store // nil: fs driver in t.TempDir()
+	server func(*Options)
+	real   bool // real clock instead of the fake one
+}
+
+func newEnv(t testing.TB, o envOpts) *env {
+	t.Helper()
+	e := &env{t: t, clk: &fakeClock{now: time.Unix(1_800_000_000, 0)}, store: o.store}
+	if e.store == nil {
+		st, err := fsdriver.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.store = st
+	}
+	io := index.Options{Store: e.store, Logger: zerolog.Nop(), NoJanitor: true}
+	if !o.real {
+		io.Clock = e.clk
+	}
+	eng, err := index.Open(context.Background(), io)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eng = eng
+	so := Options{Engine: eng, Logger: zerolog.Nop(), SharedSecret: "test-secret"}
+	if !o.real {
+		so.Clock = e.clk.Now
+	}
+	if o.server != nil {
+		o.server(&so)
+	}
+	srv, err := New(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = srv
+	hs := httptest.NewServer(srv.Handler())
+	e.url = hs.URL
+	e.http = hs.Client()
+	t.Cleanup(func() {
+		hs.Close()
+		eng.Close()
+	})
+	return e
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *resp) String() string { return string(r.body) }
+
+// decode unmarshals the body into v, failing the test when it is not JSON.
+func (r *resp) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("body %q: %v", r.body, err)
+	}
+}
+
+// req is one request; headers default to client A of project demo. A
+// header set to "-" is left out.
+type req struct {
+	method, path, body string
+	header             map[string]string
+}
+
+func (e *env) do(q req) *resp {
+	e.t.Helper()
+	var body io.Reader
+	if q.body != "" {
+		body = strings.NewReader(q.body)
+	}
+	r, err := http.NewRequest(q.method, e.url+q.path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	h := map[string]string{"Client-ID": clientA, "X-Project-ID": project}
+	if q.body != "" {
+		h["Content-Type"] = "application/json"
+	}
+	for k, v := range q.header {
+		h[k] = v
+	}
+	for k, v := range h {
+		if v != "-" {
+			r.Header[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+	}
+	res, err := e.http.Do(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &resp{status: res.StatusCode, header: res.Header, body: data}
+}
+
+// must does q and fails the test unless the status is want.
+func (e *env) must(q req, want int) *resp {
+	e.t.Helper()
+	r := e.do(q)
+	if r.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d; body %s", q.method, q.path, r.status, want, r.body)
+	}
+	return r
+}
+
+// jsonEq reports whether two JSON documents are equal as values.
+func jsonEq(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
+
+// waitFor polls cond until it holds, failing after 10 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}

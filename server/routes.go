@@ -1,0 +1,172 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/cistern-mq/cistern/server/wire"
+)
+
+// route is one row of the route table.
+type route struct {
+	method string
+	path   string // gorilla/mux template; also the metrics and log label
+	h      func(*Server, *request) (reply, error)
+	// fail is what a 503 says could not be done, in Zaqar's words.
+	fail string
+}
+
+// routes is every route the server answers. Unknown paths are 404 and
+// known paths with another method 405, both with Falcon's bodies.
+var routes = []route{
+	{"GET", "/", (*Server).getVersions, ""},
+	{"GET", "/v2/", (*Server).getHome, ""},
+	{"GET", "/v2/ping", (*Server).getPing, ""},
+	{"HEAD", "/v2/ping", (*Server).headPing, ""},
+	{"GET", "/v2/health", (*Server).getHealth, "Health status could not be read."},
+
+	{"GET", "/v2/queues", (*Server).listQueues, "Queues could not be listed."},
+	{"PUT", "/v2/queues/{queue_name}", (*Server).createQueue, "Queue could not be created."},
+	{"GET", "/v2/queues/{queue_name}", (*Server).getQueue, "Queue metadata could not be retrieved."},
+	{"PATCH", "/v2/queues/{queue_name}", (*Server).patchQueue, "Queue could not be updated."},
+	{"DELETE", "/v2/queues/{queue_name}", (*Server).deleteQueue, "Queue could not be deleted."},
+	{"GET", "/v2/queues/{queue_name}/stats", (*Server).queueStats, "Queue stats could not be read."},
+	{"POST", "/v2/queues/{queue_name}/purge", (*Server).purgeQueue, "Queue could not be purged."},
+	{"POST", "/v2/queues/{queue_name}/share", (*Server).shareQueue, "Pre-signed URL could not be created."},
+
+	{"POST", "/v2/queues/{queue_name}/messages", (*Server).postMessages, "Messages could not be enqueued."},
+	{"GET", "/v2/queues/{queue_name}/messages", (*Server).getMessages, "Messages could not be listed."},
+	{"DELETE", "/v2/queues/{queue_name}/messages", (*Server).deleteMessages, "Messages could not be deleted."},
+	{"GET", "/v2/queues/{queue_name}/messages/{message_id}", (*Server).getMessage, "Message could not be retrieved."},
+	{"DELETE", "/v2/queues/{queue_name}/messages/{message_id}", (*Server).deleteMessage, "Message could not be deleted."},
+
+	{"POST", "/v2/queues/{queue_name}/claims", (*Server).createClaim, "Claim could not be created."},
+	{"GET", "/v2/queues/{queue_name}/claims/{claim_id}", (*Server).getClaim, "Claim could not be queried."},
+	{"PATCH", "/v2/queues/{queue_name}/claims/{claim_id}", (*Server).updateClaim, "Claim could not be updated."},
+	{"DELETE", "/v2/queues/{queue_name}/claims/{claim_id}", (*Server).releaseClaim, "Claim could not be deleted."},
+
+	{"GET", "/v2/queues/{queue_name}/subscriptions", (*Server).listSubscriptions, "Subscriptions could not be listed."},
+	{"POST", "/v2/queues/{queue_name}/subscriptions", (*Server).createSubscription, ""},
+	{"GET", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).getSubscription, ""},
+	{"PATCH", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).updateSubscription, ""},
+	{"DELETE", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).deleteSubscription, ""},
+	{"PUT", "/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", (*Server).confirmSubscription, ""},
+
+	{"GET", metricsPath, (*Server).getMetrics, ""},
+}
+
+// versionsDoc is GET / of Zaqar 15, with v1 and v1.1 still listed as
+// DEPRECATED (they are not served, as in a default Zaqar).
+var versionsDoc = []byte(`{"versions": [` +
+	`{"id": "1", "status": "DEPRECATED", "updated": "2014-9-11T17:47:05Z", "media-types": [{"base": "application/json", "type": "application/vnd.openstack.messaging-v1+json"}], "links": [{"href": "/v1/", "rel": "self"}]}, ` +
+	`{"id": "1.1", "status": "DEPRECATED", "updated": "2016-7-29T02:22:47Z", "media-types": [{"base": "application/json", "type": "application/vnd.openstack.messaging-v1_1+json"}], "links": [{"href": "/v1.1/", "rel": "self"}]}, ` +
+	`{"id": "2", "status": "CURRENT", "updated": "2014-9-24T04:06:47Z", "media-types": [{"base": "application/json", "type": "application/vnd.openstack.messaging-v2+json"}], "links": [{"href": "/v2/", "rel": "self"}]}]}`)
+
+// homeDoc is Zaqar 15's json-home document for the public v2 API.
+//
+//go:embed homedoc.json
+var homeDoc []byte
+
+func (s *Server) getVersions(rq *request) (reply, error) {
+	return reply{status: http.StatusMultipleChoices, raw: versionsDoc}, nil
+}
+
+func (s *Server) getHome(rq *request) (reply, error) {
+	return reply{
+		raw:         bytes.TrimSpace(homeDoc),
+		contentType: "application/json-home",
+		header:      map[string]string{"Cache-Control": "max-age=86400"},
+	}, nil
+}
+
+// probeStore makes one cheap store request (a one-key listing of the
+// catalog) to tell whether the store answers. The engine has no ping of its
+// own yet.
+func (s *Server) probeStore(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := s.eng.ListQueues(ctx, "", "", 1, false) // no real project is ""
+	return err
+}
+
+// getPing is 204 when the store answers, 503 otherwise (Zaqar's is_alive).
+func (s *Server) getPing(rq *request) (reply, error) {
+	if err := s.probeStore(rq.ctx()); err != nil {
+		return reply{}, &apiError{status: http.StatusServiceUnavailable, title: "Service temporarily unavailable",
+			description: "The store could not be reached. Please try again in a few seconds.", retryAfter: 1, cause: err}
+	}
+	return reply{status: http.StatusNoContent}, nil
+}
+
+// headPing is 204 always, as in Zaqar: it tells that the process answers.
+func (s *Server) headPing(rq *request) (reply, error) {
+	return reply{status: http.StatusNoContent}, nil
+}
+
+// getHealth is 200 with whether the store answers and how many queues are
+// loaded. Zaqar serves /v2/health only in admin mode, as a driver KPI dict.
+func (s *Server) getHealth(rq *request) (reply, error) {
+	h := wire.Health{StorageReachable: true, QueuesLoaded: s.eng.Loaded()}
+	if err := s.probeStore(rq.ctx()); err != nil {
+		h.StorageReachable = false
+		h.Error = err.Error()
+	}
+	return reply{body: h}, nil
+}
+
+// Subscriptions. Cistern has no notifier yet, so it answers in the Zaqar
+// shapes that tell the truth: a queue has no subscriptions (list 200 empty,
+// get/update/confirm 404, delete 204 as for any missing subscription), and
+// creating one is refused with 400, whose title and description python-
+// zaqarclient and other clients surface. 501 would be the purer status, but
+// zaqarclient maps only 400/401/403/404/409/500/503 to errors and would
+// take a 501 for success.
+func (s *Server) listSubscriptions(rq *request) (reply, error) {
+	limit, ok, err := rq.q.Int("limit")
+	if err != nil {
+		return reply{}, err
+	}
+	if ok && (limit < 1 || limit > s.lim.MaxSubscriptionsPerPage) {
+		return reply{}, badAPI(limitText(s.lim.MaxSubscriptionsPerPage))
+	}
+	return reply{body: wire.SubscriptionList{Subscriptions: []json.RawMessage{}, Links: []wire.Link{}}}, nil
+}
+
+var errNoSubscriptions = badRequest("Subscriptions not supported", "subscriptions are not supported by this server")
+
+func (s *Server) createSubscription(rq *request) (reply, error) {
+	if _, err := s.readSmallBody(rq); err != nil {
+		return reply{}, err
+	}
+	return reply{}, errNoSubscriptions
+}
+
+func (s *Server) subscriptionNotFound(rq *request) error {
+	return notFound("Subscription " + rq.vars["subscription_id"] + " does not exist")
+}
+
+func (s *Server) getSubscription(rq *request) (reply, error) {
+	return reply{}, s.subscriptionNotFound(rq)
+}
+
+func (s *Server) updateSubscription(rq *request) (reply, error) {
+	if _, err := s.readSmallBody(rq); err != nil {
+		return reply{}, err
+	}
+	return reply{}, s.subscriptionNotFound(rq)
+}
+
+func (s *Server) confirmSubscription(rq *request) (reply, error) {
+	if _, err := s.readSmallBody(rq); err != nil {
+		return reply{}, err
+	}
+	return reply{}, s.subscriptionNotFound(rq)
+}
+
+func (s *Server) deleteSubscription(rq *request) (reply, error) {
+	return reply{status: http.StatusNoContent}, nil
+}

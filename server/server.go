@@ -1,0 +1,359 @@
+// Package server serves the OpenStack Zaqar v2 HTTP API over an index.Engine.
+//
+// Every route is one row of the table in routes.go. A handler takes the
+// parsed request and returns (reply, error); one wrapper checks Zaqar's
+// global header rules before the handler runs, writes the reply or maps the
+// error to an HTTP answer (errors.go, the only place that does), and records
+// the access log line and the metrics. DIFFERENCES.md lists where Cistern
+// answers differently from Zaqar 15 and why.
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/server/wire"
+)
+
+// Options configure a Server.
+type Options struct {
+	Engine *index.Engine // required
+	Logger zerolog.Logger
+	Limits Limits // zero fields take Zaqar's defaults
+	// SharedSecret signs /share URLs and checks URL-Signature headers.
+	// Empty: /share answers 400, as Zaqar does without [signed_url]
+	// secret_key, and no signed URL verifies.
+	SharedSecret string
+	// Registry receives the HTTP metrics and is served on /metrics; nil
+	// makes a new one (see Server.Registry).
+	Registry *prometheus.Registry
+	// Clock tells the time for ages and signed-URL expiry; nil is
+	// time.Now. Give it the engine's clock in tests.
+	Clock func() time.Time
+}
+
+// Server is the HTTP API. It starts no goroutines: the caller owns the
+// engine and the listener.
+type Server struct {
+	eng     *index.Engine
+	log     zerolog.Logger
+	lim     Limits
+	secret  []byte
+	reg     *prometheus.Registry
+	now     func() time.Time
+	metrics *metrics
+	// metricsHandler serves the registry on /metrics.
+	metricsHandler http.Handler
+	handler        http.Handler
+}
+
+// New checks o and builds a Server.
+func New(o Options) (*Server, error) {
+	if o.Engine == nil {
+		return nil, errors.New("server: Options.Engine is required")
+	}
+	if err := o.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("server: limits: %w", err)
+	}
+	s := &Server{
+		eng: o.Engine,
+		log: o.Logger,
+		lim: o.Limits.withDefaults(),
+		reg: o.Registry,
+		now: o.Clock,
+	}
+	if o.SharedSecret != "" {
+		s.secret = []byte(o.SharedSecret)
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	m, err := newMetrics(s.reg)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.metricsHandler = promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+	s.handler = s.router()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of every route, /metrics included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Registry returns the registry /metrics serves.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// reply is what a handler answers. One wrapper writes it.
+type reply struct {
+	status      int
+	body        any    // encoded as JSON when non-nil
+	raw         []byte // written as is when body is nil
+	contentType string // default application/json
+	location    string
+	header      map[string]string
+	// handler, when set, writes the whole response (for /metrics).
+	handler http.Handler
+}
+
+// request is one request as handlers see it, after the header rules.
+type request struct {
+	r       *http.Request
+	w       http.ResponseWriter // the server's own, for http.MaxBytesReader
+	id      string              // X-Openstack-Request-Id
+	rt      *route
+	project string
+	client  string // canonical Client-ID
+	vars    map[string]string
+	q       wire.Query
+}
+
+func (rq *request) ctx() context.Context { return rq.r.Context() }
+func (rq *request) queue() string        { return rq.vars["queue_name"] }
+func (rq *request) ref() index.QueueRef {
+	return index.QueueRef{Project: rq.project, Name: rq.queue()}
+}
+
+// queuePath is "/v2/queues/{q}".
+func (rq *request) queuePath() string { return "/v2/queues/" + rq.queue() }
+
+// group is every route of one path template, so that a wrong method is a
+// 405 with Allow and a route label, and the header rules still run first.
+type group struct {
+	path     string
+	byMethod map[string]*route
+	allow    string
+}
+
+func (s *Server) router() http.Handler {
+	r := mux.NewRouter()
+	r.SkipClean(true)
+	var groups []*group
+	idx := map[string]*group{}
+	for i := range routes {
+		rt := &routes[i]
+		g := idx[rt.path]
+		if g == nil {
+			g = &group{path: rt.path, byMethod: map[string]*route{}}
+			idx[rt.path] = g
+			groups = append(groups, g)
+		}
+		g.byMethod[rt.method] = rt
+	}
+	for _, g := range groups {
+		var ms []string
+		for _, m := range []string{"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"} {
+			if g.byMethod[m] != nil {
+				ms = append(ms, m)
+			}
+		}
+		g.allow = strings.Join(append(ms, "OPTIONS"), ", ")
+		r.Handle(g.path, s.serveGroup(g))
+	}
+	r.NotFoundHandler = http.HandlerFunc(s.notFound)
+	return r
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streaming handlers (the metrics exposition) flush.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) serveGroup(g *group) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		s.metrics.inflight.Inc()
+		defer s.metrics.inflight.Dec()
+		sw := &statusWriter{ResponseWriter: w}
+		rq := &request{r: r, w: w, id: requestID(r), vars: mux.Vars(r), q: wire.ParseQuery(r.URL.RawQuery)}
+		sw.Header().Set("X-Openstack-Request-Id", rq.id)
+		rt := g.byMethod[r.Method]
+		rq.rt = rt
+		var rep reply
+		err := s.checkRequest(rq, g)
+		if err == nil {
+			switch {
+			case rt != nil:
+				rep, err = s.call(rt, rq)
+			case r.Method == http.MethodOptions:
+				rep = reply{status: http.StatusOK, header: map[string]string{"Allow": g.allow}}
+			default:
+				err = &apiError{status: http.StatusMethodNotAllowed, title: "405 Method Not Allowed", allow: g.allow}
+			}
+		}
+		if err != nil {
+			s.writeError(sw, rq, s.toAPIError(rq, err))
+		} else {
+			s.writeReply(sw, rq, rep)
+		}
+		s.observe(rq, g.path, sw, time.Since(start))
+	})
+}
+
+// call runs a handler, turning a panic into an error (a 500 that names the
+// request id) rather than a dropped connection.
+func (s *Server) call(rt *route, rq *request) (rep reply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			err = fmt.Errorf("handler panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return rt.h(s, rq)
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	rq := &request{r: r, w: w, id: requestID(r)}
+	sw.Header().Set("X-Openstack-Request-Id", rq.id)
+	s.writeError(sw, rq, &apiError{status: http.StatusNotFound, title: "404 Not Found"})
+	s.observe(rq, "unmatched", sw, time.Since(start))
+}
+
+// writeReply writes a handler's answer.
+func (s *Server) writeReply(w http.ResponseWriter, rq *request, rep reply) {
+	if rep.handler != nil {
+		rep.handler.ServeHTTP(w, rq.r)
+		return
+	}
+	h := w.Header()
+	for k, v := range rep.header {
+		h.Set(k, v)
+	}
+	if rep.location != "" {
+		h.Set("Location", rep.location)
+	}
+	status := rep.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	data := rep.raw
+	if rep.body != nil {
+		var err error
+		if data, err = encodeJSON(rep.body); err != nil {
+			s.writeError(w, rq, s.toAPIError(rq, fmt.Errorf("encoding the response: %w", err)))
+			return
+		}
+	}
+	if status == http.StatusNoContent || status == http.StatusNotModified {
+		w.WriteHeader(status)
+		return
+	}
+	ct := rep.contentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(status)
+	if rq.r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+}
+
+// encodeJSON encodes v without HTML escaping (message bodies come back
+// byte for byte as far as JSON allows) and without a trailing newline.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// requestID echoes a sane X-Openstack-Request-Id or makes "req-<uuid>".
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Openstack-Request-Id"); id != "" && len(id) <= 128 && printable(id) {
+		return id
+	}
+	return "req-" + newUUID()
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// observe writes the access log line and the request metrics.
+func (s *Server) observe(rq *request, route string, w *statusWriter, d time.Duration) {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s.metrics.observe(route, rq.r.Method, status, d)
+	ev := s.log.Info()
+	if status >= 500 {
+		ev = s.log.Warn()
+	}
+	ev.Str("method", rq.r.Method).
+		Str("route", route).
+		Int("status", status).
+		Dur("duration", d).
+		Int64("bytes", w.bytes).
+		Str("request_id", rq.id).
+		Str("project", rq.project).
+		Msg("request")
+}

@@ -1,0 +1,41 @@
+package server
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// pythonZaqarclient is Debian's python with its modules; a pyenv python on
+// PATH lacks them.
+const pythonZaqarclient = "/usr/bin/python3"
+
+// TestZaqarClient runs testdata/zaqarclient_e2e.py (python-zaqarclient, the
+// OpenStack client) against a live server. It skips when the Debian package
+// python3-zaqarclient is not installed; CISTERN_REQUIRE_ZAQARCLIENT=1 makes that a failure, for
+// machines that are meant to have it.
+func TestZaqarClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts python")
+	}
+	if _, err := os.Stat(pythonZaqarclient); err != nil {
+		t.Skip("no " + pythonZaqarclient)
+	}
+	if err := exec.Command(pythonZaqarclient, "-c", "import zaqarclient.queues.client").Run(); err != nil {
+		if os.Getenv("CISTERN_REQUIRE_ZAQARCLIENT") != "" {
+			t.Fatalf("python3-zaqarclient is not installed: %v", err)
+		}
+		t.Skip("python3-zaqarclient is not installed (apt-get install -y python3-zaqarclient)")
+	}
+	e := newEnv(t, envOpts{real: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pythonZaqarclient, "testdata/zaqarclient_e2e.py", e.url, "zaqarclient-e2e")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("zaqarclient e2e: %v", err)
+	}
+}
