@@ -33,6 +33,9 @@ var (
 	// node stopped writing the queue and reloads it on the next request.
 	ErrFenced = errors.New("another writer took over the queue")
 	ErrClosed = errors.New("engine is closed")
+	// ErrMoved: the queue was migrated to another pool; ask the router
+	// where it lives now.
+	ErrMoved = errors.New("queue moved to another pool")
 )
 
 // Clock tells the time; tests inject a fake one.
@@ -123,6 +126,10 @@ type Engine struct {
 
 	mu     sync.Mutex
 	queues map[QueueRef]*queue
+	// moved remembers queues migrated away, so that a request routed here
+	// before the move is sent on (ErrMoved) instead of making the queue
+	// anew. Adopt and ClearMoved forget an entry.
+	moved  map[QueueRef]bool
 	closed bool
 
 	ops  sync.WaitGroup // requests holding a queue
@@ -152,6 +159,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		createOnly: opts.Store.Capabilities().CreateOnly != drivers.CreateOnlyNone,
 		bodies:     newBodyCache(opts.BodyCacheBytes),
 		queues:     map[QueueRef]*queue{},
+		moved:      map[QueueRef]bool{},
 		stop:       make(chan struct{}),
 	}
 	if !e.createOnly {
@@ -216,6 +224,10 @@ func (e *Engine) acquire(ctx context.Context, ref QueueRef) (*queue, error) {
 		if e.closed {
 			e.mu.Unlock()
 			return nil, ErrClosed
+		}
+		if e.moved[ref] {
+			e.mu.Unlock()
+			return nil, ErrMoved
 		}
 		e.ops.Add(1)
 		q, ok := e.queues[ref]
@@ -287,18 +299,43 @@ func (e *Engine) release(q *queue) {
 }
 
 // withQueue runs f on the loaded queue under its lock.
+// A queue that is frozen for a migration makes requests wait; one that
+// was moved away answers ErrMoved, and one that failed or was deleted
+// meanwhile is loaded again.
 func (e *Engine) withQueue(ctx context.Context, ref QueueRef, f func(q *queue) error) error {
-	q, err := e.acquire(ctx, ref)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		q, err := e.acquire(ctx, ref)
+		if err != nil {
+			return err
+		}
+		q.mu.Lock()
+		for q.frozen != nil && !q.gone {
+			thaw := q.frozen
+			q.mu.Unlock()
+			select {
+			case <-thaw:
+			case <-ctx.Done():
+				e.release(q)
+				return ctx.Err()
+			}
+			q.mu.Lock()
+		}
+		if !q.gone {
+			err = f(q)
+			q.mu.Unlock()
+			e.release(q)
+			return err
+		}
+		moved := q.moved
+		q.mu.Unlock()
+		e.release(q)
+		if moved {
+			return ErrMoved
+		}
+		if attempt >= 3 {
+			return fmt.Errorf("%w: %s keeps failing to load", drivers.ErrUnavailable, ref)
+		}
 	}
-	defer e.release(q)
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.gone {
-		return ErrQueueNotFound
-	}
-	return f(q)
 }
 
 func (e *Engine) janitorLoop() {

@@ -29,7 +29,9 @@ type queue struct {
 
 	mu        sync.Mutex
 	exists    bool
-	gone      bool // deleted, fenced or failed: the next request reloads
+	gone      bool          // deleted, fenced or failed: the next request reloads
+	moved     bool          // gone because it was migrated to another pool
+	frozen    chan struct{} // non-nil while a migration holds the queue; closed to thaw
 	entry     catalogEntry
 	settings  Settings
 	container string
@@ -40,6 +42,7 @@ type queue struct {
 	durableSeq uint64   // highest message seq whose post is durable
 	pending    []*batch // full batches waiting for their turn, oldest first
 	open       *batch   // the batch new records go into
+	inflight   *batch   // the batch being written
 	flushing   bool     // a flusher goroutine owns the writes
 
 	snapDue       bool
@@ -226,6 +229,7 @@ func (q *queue) flushLoop() {
 			b = q.open
 			q.open = nil
 		}
+		q.inflight = b
 		if b == nil && !q.snapDue {
 			q.flushing = false
 			q.mu.Unlock()
@@ -260,6 +264,7 @@ func (q *queue) flushLoop() {
 				return
 			}
 			q.lastLog = b.seq
+			q.inflight = nil
 			if b.maxMsgSeq > q.durableSeq {
 				q.durableSeq = b.maxMsgSeq
 			}
@@ -316,7 +321,7 @@ func (q *queue) failLocked(err error, b *batch) {
 			close(o.done)
 		}
 	}
-	q.pending, q.open = nil, nil
+	q.pending, q.open, q.inflight = nil, nil, nil
 	q.flushing = false
 	q.gone = true // the engine drops it; see Engine.release
 
@@ -431,7 +436,9 @@ func (q *queue) move(seq uint64) {
 	}
 	if err == nil {
 		q.mu.Lock()
-		if m := q.st.msgs.find(seq); m != nil && !q.gone {
+		// A frozen queue is being migrated: the moving record travels with
+		// its logs, and the queue's new pool finishes the move.
+		if m := q.st.msgs.find(seq); m != nil && !q.gone && q.frozen == nil {
 			q.st.removeMsg(m)
 			b := q.batchFor()
 			b.w.delete([]uint64{seq})

@@ -1,0 +1,488 @@
+// Package placement serves queues from several pools: it records where each
+// queue lives (a catalog in the control container of the first pool), places
+// new queues with the ring, keeps the registry of pools and flavors (Zaqar's
+// admin API) in the object store, and moves queues between pools with a
+// resumable migration. docs/pools.md is the operator's view.
+package placement
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/ring"
+)
+
+// Errors of the registry, for errors.Is.
+var (
+	ErrPoolNotFound    = errors.New("pool does not exist")
+	ErrPoolInUse       = errors.New("pool still holds queues")
+	ErrPoolUnreachable = errors.New("pool store cannot be opened")
+	ErrFlavorNotFound  = errors.New("flavor does not exist")
+	ErrInvalid         = errors.New("invalid pool or flavor")
+	ErrNoPool          = errors.New("no pool can take the queue")
+)
+
+// PoolSpec is one pool as the registry keeps it and the admin API shows
+// it: Zaqar's fields (uri, weight, flavor, options).
+type PoolSpec struct {
+	Name    string          `json:"name"`
+	URI     string          `json:"uri"`
+	Weight  int64           `json:"weight"`
+	Flavor  string          `json:"flavor,omitempty"`
+	Options json.RawMessage `json:"options,omitempty"`
+}
+
+// FlavorSpec is one flavor: a named set of pools a queue can ask for with
+// its _flavor metadata.
+type FlavorSpec struct {
+	Name         string          `json:"name"`
+	Pools        []string        `json:"pool_list"`
+	Capabilities json.RawMessage `json:"capabilities,omitempty"`
+}
+
+// Opener opens the store a pool spec names; the command supplies it, so
+// this package needs no driver.
+type Opener func(ctx context.Context, spec PoolSpec) (drivers.Store, error)
+
+// EngineFactory starts the queue engine of one pool.
+type EngineFactory func(ctx context.Context, pool string, s drivers.Store) (*index.Engine, error)
+
+// Options configure a Router.
+type Options struct {
+	// Pools from the configuration; the first is the control pool, which
+	// holds the registry, the placement catalog and the ring. Pools added
+	// through the admin API are in the registry and opened at start too.
+	Pools     []PoolSpec
+	Open      Opener
+	NewEngine EngineFactory
+	// Seed and PartPower shape the ring (defaults 0 and 16); keep them
+	// fixed for the life of a deployment.
+	Seed      uint64
+	PartPower uint8
+	Logger    zerolog.Logger
+	// CacheSize bounds the placement cache (default 100,000 queues).
+	CacheSize int
+}
+
+// pool is one open pool.
+type pool struct {
+	spec   PoolSpec
+	store  drivers.Store
+	engine *index.Engine
+}
+
+// Router serves every queue from the pool it lives on. It has the queue
+// methods of index.Engine, so the HTTP server uses either.
+type Router struct {
+	opts    Options
+	log     zerolog.Logger
+	control drivers.Store
+
+	mu      sync.RWMutex
+	pools   map[string]*pool
+	flavors map[string]FlavorSpec
+	ring    atomic.Pointer[ring.Set]
+	cache   *lru.Cache[index.QueueRef, string]
+	// adminMu serializes registry changes and the ring rebuilds they cause.
+	adminMu sync.Mutex
+
+	mig *migrator
+	wg  sync.WaitGroup
+}
+
+// The control container of the first pool holds, beside the engine's own
+// catalog of that pool's queues:
+const (
+	controlContainer = "cistern-control"
+	placementPrefix  = "placement/" // placement/<project>/<queue> -> {"pool"}
+	poolsPrefix      = "pools/"     // pools/<name> -> PoolSpec
+	flavorsPrefix    = "flavors/"   // flavors/<name> -> FlavorSpec
+	ringKey          = "ring"       // the ring, ring.Set.MarshalBinary
+	migratingPrefix  = "migrating/" // migrating/<project>/<queue> -> {"from","to"}
+)
+
+// Open opens every pool (configured or registered), rebuilds the ring and
+// resumes migrations that a crash interrupted.
+func Open(ctx context.Context, o Options) (r *Router, err error) {
+	if len(o.Pools) == 0 || o.Open == nil || o.NewEngine == nil {
+		return nil, errors.New("placement: Options need pools, an opener and an engine factory")
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 100_000
+	}
+	cache, _ := lru.New[index.QueueRef, string](o.CacheSize)
+	r = &Router{opts: o, log: o.Logger, pools: map[string]*pool{}, flavors: map[string]FlavorSpec{}, cache: cache}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	first := o.Pools[0]
+	if err := r.openPool(ctx, first); err != nil {
+		return nil, err
+	}
+	r.control = r.pools[first.Name].store
+	if err := r.control.CreateContainer(ctx, controlContainer); err != nil {
+		return nil, err
+	}
+	// The registry, with the configured pools written over what it says of
+	// the same names: the configuration wins.
+	registered, err := listJSON[PoolSpec](ctx, r.control, poolsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("placement: read pool registry: %w", err)
+	}
+	specs := map[string]PoolSpec{}
+	for _, s := range registered {
+		specs[s.Name] = s
+	}
+	for _, s := range o.Pools {
+		if old, ok := specs[s.Name]; !ok || !sameSpec(old, s) {
+			if err := putJSON(ctx, r.control, poolsPrefix+s.Name, s); err != nil {
+				return nil, err
+			}
+		}
+		specs[s.Name] = s
+	}
+	for _, s := range specs {
+		if s.Name == first.Name {
+			continue
+		}
+		if err := r.openPool(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	flavors, err := listJSON[FlavorSpec](ctx, r.control, flavorsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("placement: read flavors: %w", err)
+	}
+	for _, f := range flavors {
+		r.flavors[f.Name] = f
+	}
+	if err := r.rebuildRing(ctx); err != nil {
+		return nil, err
+	}
+	r.mig = newMigrator(r)
+	r.wg.Go(func() { r.mig.resume(context.Background()) })
+	return r, nil
+}
+
+func sameSpec(a, b PoolSpec) bool {
+	return a.URI == b.URI && a.Weight == b.Weight && a.Flavor == b.Flavor && string(a.Options) == string(b.Options)
+}
+
+func (r *Router) openPool(ctx context.Context, s PoolSpec) error {
+	if err := validPoolName(s.Name); err != nil {
+		return err
+	}
+	st, err := r.opts.Open(ctx, s)
+	if err != nil {
+		return fmt.Errorf("%w: pool %q: %v", ErrPoolUnreachable, s.Name, err)
+	}
+	e, err := r.opts.NewEngine(ctx, s.Name, st)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("pool %q: %w", s.Name, err)
+	}
+	r.mu.Lock()
+	r.pools[s.Name] = &pool{spec: s, store: st, engine: e}
+	r.mu.Unlock()
+	return nil
+}
+
+func validPoolName(name string) error {
+	if name == "" || len(name) > 64 || strings.ContainsAny(name, "/%") {
+		return fmt.Errorf("%w: pool name %q: want 1 to 64 characters without '/' or '%%'", ErrInvalid, name)
+	}
+	return nil
+}
+
+// Close stops migrations, every engine and store.
+func (r *Router) Close() error {
+	if r.mig != nil {
+		r.mig.stop()
+	}
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.pools {
+		p.engine.Close()
+		p.store.Close()
+	}
+	r.pools = map[string]*pool{}
+	return nil
+}
+
+// rebuildRing builds the ring from the registry and the ring saved in the
+// store, and saves it when it changed. Callers hold adminMu or are Open.
+func (r *Router) rebuildRing(ctx context.Context) error {
+	var prev *ring.Set
+	data, err := r.control.Get(ctx, controlContainer, ringKey, nil)
+	switch {
+	case err == nil:
+		prev = new(ring.Set)
+		if err := prev.UnmarshalBinary(data); err != nil {
+			r.log.Error().Err(err).Msg("saved ring does not decode; building a new one")
+			prev = nil
+		}
+	case !errors.Is(err, drivers.ErrNotFound):
+		return err
+	}
+	b, err := ring.NewBuilder(prev, &ring.Options{Seed: r.opts.Seed, PartPower: r.opts.PartPower})
+	if err != nil {
+		return err
+	}
+	r.mu.RLock()
+	for _, p := range r.pools {
+		w := float64(p.spec.Weight)
+		if err := b.SetPool(ring.Pool{ID: ring.PoolID(p.spec.Name), Weight: w, Group: p.spec.Flavor}); err != nil {
+			r.mu.RUnlock()
+			return err
+		}
+	}
+	r.mu.RUnlock()
+	set, err := b.Rebalance()
+	if err != nil {
+		return err
+	}
+	if prev == nil || set.Version() != prev.Version() {
+		out, err := set.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := r.control.Put(ctx, controlContainer, ringKey, out, nil); err != nil {
+			return err
+		}
+		if prev != nil {
+			for _, g := range set.Groups() {
+				if old := prev.Ring(g); old != nil {
+					r.log.Info().Str("group", g).Int("moved_partitions", set.Ring(g).Moved(old)).Msg("ring rebalanced")
+				}
+			}
+		}
+	}
+	r.ring.Store(set)
+	return nil
+}
+
+// Ring returns the ring in force.
+func (r *Router) Ring() *ring.Set { return r.ring.Load() }
+
+// placementKey is "placement/<project>/<queue>", the project escaped as in
+// the engine's catalog.
+func placementKey(ref index.QueueRef) string {
+	return placementPrefix + escapeProject(ref.Project) + "/" + ref.Name
+}
+
+func escapeProject(p string) string {
+	if p == "" {
+		return "%"
+	}
+	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(p)
+}
+
+type placementEntry struct {
+	Pool string `json:"pool"`
+}
+
+// lookup returns the pool a queue lives on, or "" when it has no placement.
+func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error) {
+	if p, ok := r.cache.Get(ref); ok {
+		return p, nil
+	}
+	var ent placementEntry
+	err := getJSON(ctx, r.control, placementKey(ref), &ent)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	r.cache.Add(ref, ent.Pool)
+	return ent.Pool, nil
+}
+
+// ringPool is where the ring puts a new queue of the given flavor.
+func (r *Router) ringPool(ref index.QueueRef, flavor string) (string, error) {
+	id, err := r.ring.Load().LookupIn(flavor, ref.Project, ref.Name)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoPool, err)
+	}
+	return string(id), nil
+}
+
+// place records a new queue's pool, create-only so that two creators agree.
+func (r *Router) place(ctx context.Context, ref index.QueueRef, flavor string) (string, error) {
+	if p, err := r.lookup(ctx, ref); err != nil || p != "" {
+		return p, err
+	}
+	if flavor != "" {
+		r.mu.RLock()
+		_, ok := r.flavors[flavor]
+		r.mu.RUnlock()
+		if !ok {
+			return "", fmt.Errorf("%w: %q", ErrFlavorNotFound, flavor)
+		}
+	}
+	p, err := r.ringPool(ref, flavor)
+	if err != nil {
+		return "", err
+	}
+	data, _ := json.Marshal(placementEntry{Pool: p})
+	createOnly := r.control.Capabilities().CreateOnly != drivers.CreateOnlyNone
+	err = r.control.Put(ctx, controlContainer, placementKey(ref), data, &drivers.PutOptions{CreateOnly: createOnly})
+	if errors.Is(err, drivers.ErrPreconditionFailed) {
+		r.cache.Remove(ref)
+		return r.lookup(ctx, ref)
+	}
+	if err != nil {
+		return "", err
+	}
+	r.cache.Add(ref, p)
+	if e, err := r.engine(p); err == nil {
+		e.ClearMoved(ref) // it may have lived here before a migration
+	}
+	return p, nil
+}
+
+// engine returns the engine of a pool.
+func (r *Router) engine(name string) (*index.Engine, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.pools[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (the queue's recorded pool is not configured)", drivers.ErrUnavailable, name)
+	}
+	return p.engine, nil
+}
+
+// route runs f on the engine of the queue's pool. With create, a queue
+// without a placement is placed (by the ring, in the flavor's group);
+// without, it is looked for where the ring would put it, which answers as
+// for a queue that does not exist. A queue that moved while f waited is
+// followed to its new pool.
+func (r *Router) route(ctx context.Context, ref index.QueueRef, create bool, flavor string, f func(e *index.Engine) error) error {
+	for attempt := 0; ; attempt++ {
+		var name string
+		var err error
+		if create {
+			name, err = r.place(ctx, ref, flavor)
+		} else {
+			name, err = r.lookup(ctx, ref)
+			if err == nil && name == "" {
+				name, err = r.ringPool(ref, "")
+			}
+		}
+		if err != nil {
+			return err
+		}
+		e, err := r.engine(name)
+		if err != nil {
+			return err
+		}
+		err = f(e)
+		if errors.Is(err, index.ErrMoved) && attempt < 3 {
+			r.cache.Remove(ref)
+			continue
+		}
+		return err
+	}
+}
+
+func flavorOf(meta json.RawMessage) string {
+	var m struct {
+		Flavor string `json:"_flavor"`
+	}
+	_ = json.Unmarshal(meta, &m)
+	return m.Flavor
+}
+
+// Pools returns the registered pools, by name.
+func (r *Router) Pools() []PoolSpec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]PoolSpec, 0, len(r.pools))
+	for _, p := range r.pools {
+		out = append(out, p.spec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// engines returns every pool's engine, by pool name.
+func (r *Router) engines() []*index.Engine {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.pools))
+	for n := range r.pools {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]*index.Engine, len(names))
+	for i, n := range names {
+		out[i] = r.pools[n].engine
+	}
+	return out
+}
+
+func putJSON(ctx context.Context, s drivers.Store, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, controlContainer, key, data, nil)
+}
+
+func getJSON(ctx context.Context, s drivers.Store, key string, v any) error {
+	data, err := s.Get(ctx, controlContainer, key, nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+// listJSON reads every object under prefix.
+func listJSON[T any](ctx context.Context, s drivers.Store, prefix string) ([]T, error) {
+	var out []T
+	marker := ""
+	for {
+		p, err := s.List(ctx, controlContainer, &drivers.ListOptions{Prefix: prefix, Marker: marker})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range p.Objects {
+			var v T
+			err := getJSON(ctx, s, o.Key, &v)
+			if errors.Is(err, drivers.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", o.Key, err)
+			}
+			out = append(out, v)
+		}
+		if p.Next == "" {
+			return out, nil
+		}
+		marker = p.Next
+	}
+}
+
+func unescape(s string) (string, error) {
+	if s == "%" {
+		return "", nil
+	}
+	return url.PathUnescape(s)
+}
