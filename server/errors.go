@@ -9,6 +9,7 @@ import (
 
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server/wire"
 )
 
@@ -53,6 +54,8 @@ func Unavailable(err error) bool {
 	return drivers.KindOf(err) != nil ||
 		errors.Is(err, index.ErrFenced) ||
 		errors.Is(err, index.ErrClosed) ||
+		errors.Is(err, index.ErrMoved) ||
+		errors.Is(err, placement.ErrNoPool) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, context.Canceled)
 }
@@ -83,6 +86,8 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	case errors.Is(err, index.ErrMessageClaimed), errors.Is(err, index.ErrMessageNotClaimedBy):
 		return &apiError{status: http.StatusForbidden, title: "Unable to delete",
 			description: "This message is claimed; it cannot be deleted without a valid claim ID."}
+	case errors.Is(err, placement.ErrFlavorNotFound):
+		return badBody(err.Error())
 	case errors.Is(err, index.ErrMessageNotClaimed):
 		return badRequest("Unable to delete", "A claim was specified, but the message is not currently claimed.")
 	case Unavailable(err):

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,12 +29,44 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server/wire"
+)
+
+// Queues is what the server serves queues from: an index.Engine (one
+// store) or a placement.Router (several pools).
+type Queues interface {
+	CreateQueue(ctx context.Context, ref index.QueueRef, meta json.RawMessage) (bool, error)
+	Queue(ctx context.Context, ref index.QueueRef) (index.QueueInfo, bool, error)
+	SetMetadata(ctx context.Context, ref index.QueueRef, meta json.RawMessage) error
+	DeleteQueue(ctx context.Context, ref index.QueueRef) error
+	ListQueues(ctx context.Context, project, marker string, limit int, detailed bool) ([]index.QueueInfo, error)
+	Stats(ctx context.Context, ref index.QueueRef) (index.Stats, error)
+	Purge(ctx context.Context, ref index.QueueRef) error
+	Post(ctx context.Context, ref index.QueueRef, clientID string, msgs []index.NewMessage) ([]string, error)
+	List(ctx context.Context, ref index.QueueRef, o index.ListOptions) ([]index.Message, error)
+	GetMessages(ctx context.Context, ref index.QueueRef, ids []string) ([]index.Message, error)
+	DeleteMessage(ctx context.Context, ref index.QueueRef, id, claimID string) error
+	DeleteMessages(ctx context.Context, ref index.QueueRef, ids []string) error
+	Pop(ctx context.Context, ref index.QueueRef, n int) ([]index.Message, error)
+	Claim(ctx context.Context, ref index.QueueRef, o index.ClaimOptions) (*index.Claim, error)
+	GetClaim(ctx context.Context, ref index.QueueRef, id string) (*index.Claim, error)
+	RenewClaim(ctx context.Context, ref index.QueueRef, id string, ttl, grace int64) error
+	ReleaseClaim(ctx context.Context, ref index.QueueRef, id string) error
+	Loaded() int
+}
+
+var (
+	_ Queues = (*index.Engine)(nil)
+	_ Queues = (*placement.Router)(nil)
 )
 
 // Options configure a Server.
 type Options struct {
-	Engine *index.Engine // required
+	Engine Queues // required
+	// Pools, when set, serves Zaqar's admin API (pools, flavors) and
+	// migrations on AdminHandler.
+	Pools  *placement.Router
 	Logger zerolog.Logger
 	Limits Limits // zero fields take Zaqar's defaults
 	// SharedSecret signs /share URLs and checks URL-Signature headers.
@@ -51,7 +84,8 @@ type Options struct {
 // Server is the HTTP API. It starts no goroutines: the caller owns the
 // engine and the listener.
 type Server struct {
-	eng     *index.Engine
+	eng     Queues
+	pools   *placement.Router
 	log     zerolog.Logger
 	lim     Limits
 	secret  []byte
@@ -61,6 +95,7 @@ type Server struct {
 	// metricsHandler serves the registry on /metrics.
 	metricsHandler http.Handler
 	handler        http.Handler
+	adminHandler   http.Handler
 }
 
 // New checks o and builds a Server.
@@ -72,11 +107,12 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("server: limits: %w", err)
 	}
 	s := &Server{
-		eng: o.Engine,
-		log: o.Logger,
-		lim: o.Limits.withDefaults(),
-		reg: o.Registry,
-		now: o.Clock,
+		eng:   o.Engine,
+		pools: o.Pools,
+		log:   o.Logger,
+		lim:   o.Limits.withDefaults(),
+		reg:   o.Registry,
+		now:   o.Clock,
 	}
 	if o.SharedSecret != "" {
 		s.secret = []byte(o.SharedSecret)
@@ -93,12 +129,18 @@ func New(o Options) (*Server, error) {
 	}
 	s.metrics = m
 	s.metricsHandler = promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
-	s.handler = s.router()
+	s.handler = s.router(routes)
+	s.adminHandler = s.router(append(slices.Clone(routes), adminRoutes...))
 	return s, nil
 }
 
-// Handler returns the HTTP handler of every route, /metrics included.
+// Handler returns the HTTP handler of every public route, /metrics
+// included.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler serves the public routes and the admin API (pools, flavors,
+// migrations): give it a listener only operators reach.
+func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 
 // Registry returns the registry /metrics serves.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
@@ -144,7 +186,7 @@ type group struct {
 	allow    string
 }
 
-func (s *Server) router() http.Handler {
+func (s *Server) router(routes []route) http.Handler {
 	r := mux.NewRouter()
 	r.SkipClean(true)
 	var groups []*group

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/cistern-mq/cistern/drivers"
-	"github.com/cistern-mq/cistern/drivers/fsdriver"
 	"github.com/cistern-mq/cistern/drivers/s3driver"
 	"github.com/cistern-mq/cistern/drivers/swiftdriver"
 	"github.com/cistern-mq/cistern/server"
@@ -33,35 +30,42 @@ type Config struct {
 	SignedURLSecret string        `yaml:"signed_url_secret"`
 	Pools           []PoolConfig  `yaml:"pools"`
 	Engine          EngineConfig  `yaml:"engine"`
+	Ring            RingConfig    `yaml:"ring"`
 	Limits          server.Limits `yaml:"limits"`
+	// AdminListen, when set, serves the admin API (pools, flavors,
+	// migrations) and the public API on a second address; keep it where
+	// only operators reach.
+	AdminListen     string        `yaml:"admin_listen"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
-// PoolConfig is one object store. Until the ring lands, queues live on the
-// first pool.
+// PoolConfig is one object store. The first pool is the control pool: it
+// holds the registry of pools, the placement of every queue and the ring.
 type PoolConfig struct {
-	Name  string      `yaml:"name"`
-	Kind  string      `yaml:"kind"` // fs, swift, s3
-	Path  string      `yaml:"path"` // fs: the data directory
-	Swift SwiftConfig `yaml:"swift"`
-	S3    S3Config    `yaml:"s3"`
+	Name   string      `yaml:"name"`
+	Kind   string      `yaml:"kind"`   // fs, swift, s3
+	Path   string      `yaml:"path"`   // fs: the data directory
+	Weight int64       `yaml:"weight"` // share of new queues; default 100
+	Flavor string      `yaml:"flavor"` // the flavor (pool group) it belongs to
+	Swift  SwiftConfig `yaml:"swift"`
+	S3     S3Config    `yaml:"s3"`
 }
 
 // SwiftConfig is swiftdriver.Config as the config file spells it.
 type SwiftConfig struct {
-	AuthURL         string        `yaml:"auth_url"`
-	User            string        `yaml:"user"`
-	Key             string        `yaml:"key"`
-	UserDomain      string        `yaml:"user_domain"`
-	Project         string        `yaml:"project"`
-	ProjectDomain   string        `yaml:"project_domain"`
-	Region          string        `yaml:"region"`
-	EndpointType    string        `yaml:"endpoint_type"`
-	AuthVersion     int           `yaml:"auth_version"`
-	StorageURL      string        `yaml:"storage_url"`
-	AuthToken       string        `yaml:"auth_token"`
-	ContainerPrefix string        `yaml:"container_prefix"`
-	Timeout         time.Duration `yaml:"timeout"`
+	AuthURL         string        `yaml:"auth_url" json:"auth_url,omitempty"`
+	User            string        `yaml:"user" json:"user,omitempty"`
+	Key             string        `yaml:"key" json:"key,omitempty"`
+	UserDomain      string        `yaml:"user_domain" json:"user_domain,omitempty"`
+	Project         string        `yaml:"project" json:"project,omitempty"`
+	ProjectDomain   string        `yaml:"project_domain" json:"project_domain,omitempty"`
+	Region          string        `yaml:"region" json:"region,omitempty"`
+	EndpointType    string        `yaml:"endpoint_type" json:"endpoint_type,omitempty"`
+	AuthVersion     int           `yaml:"auth_version" json:"auth_version,omitempty"`
+	StorageURL      string        `yaml:"storage_url" json:"storage_url,omitempty"`
+	AuthToken       string        `yaml:"auth_token" json:"auth_token,omitempty"`
+	ContainerPrefix string        `yaml:"container_prefix" json:"container_prefix,omitempty"`
+	Timeout         time.Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 func (c SwiftConfig) driver() swiftdriver.Config {
@@ -73,21 +77,27 @@ func (c SwiftConfig) driver() swiftdriver.Config {
 
 // S3Config is s3driver.Config as the config file spells it.
 type S3Config struct {
-	Endpoint     string        `yaml:"endpoint"`
-	Region       string        `yaml:"region"`
-	Bucket       string        `yaml:"bucket"`
-	AccessKey    string        `yaml:"access_key"`
-	SecretKey    string        `yaml:"secret_key"`
-	PathStyle    bool          `yaml:"path_style"`
-	KeyPrefix    string        `yaml:"key_prefix"`
-	CreateBucket bool          `yaml:"create_bucket"`
-	Timeout      time.Duration `yaml:"timeout"`
+	Endpoint     string        `yaml:"endpoint" json:"endpoint,omitempty"`
+	Region       string        `yaml:"region" json:"region,omitempty"`
+	Bucket       string        `yaml:"bucket" json:"bucket,omitempty"`
+	AccessKey    string        `yaml:"access_key" json:"access_key,omitempty"`
+	SecretKey    string        `yaml:"secret_key" json:"secret_key,omitempty"`
+	PathStyle    bool          `yaml:"path_style" json:"path_style,omitempty"`
+	KeyPrefix    string        `yaml:"key_prefix" json:"key_prefix,omitempty"`
+	CreateBucket bool          `yaml:"create_bucket" json:"create_bucket,omitempty"`
+	Timeout      time.Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 func (c S3Config) driver() s3driver.Config {
 	return s3driver.Config{Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, AccessKey: c.AccessKey,
 		SecretKey: c.SecretKey, PathStyle: c.PathStyle, KeyPrefix: c.KeyPrefix, CreateBucket: c.CreateBucket,
 		Timeout: c.Timeout}
+}
+
+// RingConfig shapes the ring; keep it fixed for the life of a deployment.
+type RingConfig struct {
+	Seed      uint64 `yaml:"seed"`
+	PartPower uint8  `yaml:"part_power"` // default 16
 }
 
 // EngineConfig tunes the queue engine; zero values take its defaults.
@@ -119,6 +129,8 @@ object store: a local folder (the default), OpenStack Swift or S3.
   cistern                          serve on 127.0.0.1:8888 from ./cistern-data
   cistern -config cistern.yaml     pools, limits and tuning from a file (docs/configuration.md)
   cistern -driver swift -swift-auth-url URL -swift-user U -swift-key K
+  cistern migrate [-admin URL] [-project P -queue Q] [-pool NAME]
+                                   move queues to the pool the ring picks (docs/pools.md)
 
 Precedence: defaults < config file < environment < flags.
 
@@ -127,29 +139,30 @@ Flags:
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), `
 Environment:
-  CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_DATA, CISTERN_LOG_LEVEL,
+  CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_DATA, CISTERN_LOG_LEVEL,
   CISTERN_SIGNED_URL_SECRET, and for the -driver flags CISTERN_SWIFT_AUTH_URL,
   CISTERN_SWIFT_USER, CISTERN_SWIFT_KEY, CISTERN_S3_ENDPOINT, CISTERN_S3_BUCKET,
   CISTERN_S3_REGION, CISTERN_S3_ACCESS_KEY, CISTERN_S3_SECRET_KEY.
 `)
 	}
 	var (
-		configPath = fs.String("config", getenv("CISTERN_CONFIG"), "YAML config file")
-		listen     = fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8888; env CISTERN_LISTEN)")
-		data       = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
-		logLevel   = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
-		logJSON    = fs.Bool("log-json", false, "log JSON lines instead of console output")
-		driver     = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
-		swiftURL   = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
-		swiftUser  = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
-		swiftKey   = fs.String("swift-key", "", "Swift key or password for -driver swift")
-		swiftProj  = fs.String("swift-project", "", "Keystone project for -driver swift")
-		s3Endpoint = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
-		s3Bucket   = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
-		s3Region   = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
-		s3Access   = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
-		s3Secret   = fs.String("s3-secret-key", "", "S3 secret key")
-		secret     = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); env CISTERN_SIGNED_URL_SECRET")
+		configPath  = fs.String("config", getenv("CISTERN_CONFIG"), "YAML config file")
+		listen      = fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8888; env CISTERN_LISTEN)")
+		data        = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
+		logLevel    = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
+		logJSON     = fs.Bool("log-json", false, "log JSON lines instead of console output")
+		driver      = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
+		swiftURL    = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
+		swiftUser   = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
+		swiftKey    = fs.String("swift-key", "", "Swift key or password for -driver swift")
+		swiftProj   = fs.String("swift-project", "", "Keystone project for -driver swift")
+		s3Endpoint  = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
+		s3Bucket    = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
+		s3Region    = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
+		s3Access    = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
+		s3Secret    = fs.String("s3-secret-key", "", "S3 secret key")
+		secret      = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); env CISTERN_SIGNED_URL_SECRET")
+		adminListen = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -180,6 +193,7 @@ Environment:
 	pick(&cfg.Listen, *listen, "CISTERN_LISTEN")
 	pick(&cfg.LogLevel, *logLevel, "CISTERN_LOG_LEVEL")
 	pick(&cfg.SignedURLSecret, *secret, "CISTERN_SIGNED_URL_SECRET")
+	pick(&cfg.AdminListen, *adminListen, "CISTERN_ADMIN_LISTEN")
 	if *logJSON {
 		cfg.LogJSON = true
 	}
@@ -244,6 +258,12 @@ func (c *Config) Validate() error {
 		if p.Name == "" {
 			c.Pools[i].Name = fmt.Sprintf("pool%d", i)
 		}
+		if p.Weight < 0 {
+			return fmt.Errorf("pool %q: weight %d is negative", p.Name, p.Weight)
+		}
+		if p.Weight == 0 {
+			c.Pools[i].Weight = 100
+		}
 		if names[c.Pools[i].Name] {
 			return fmt.Errorf("pool name %q used twice", p.Name)
 		}
@@ -271,26 +291,4 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("limits: %w", err)
 	}
 	return nil
-}
-
-// openPool opens one pool's store.
-func openPool(ctx context.Context, p PoolConfig) (drivers.Store, []string, error) {
-	switch p.Kind {
-	case "fs":
-		s, err := fsdriver.New(p.Path)
-		return s, nil, err
-	case "swift":
-		s, err := swiftdriver.New(ctx, p.Swift.driver())
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, nil, nil
-	case "s3":
-		s, err := s3driver.New(ctx, p.S3.driver())
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, s.Warnings(), nil
-	}
-	return nil, nil, fmt.Errorf("pool %q: unknown kind %q", p.Name, p.Kind)
 }

@@ -22,10 +22,14 @@ import (
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/storemetrics"
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(migrateCommand(os.Args[2:], os.Getenv, os.Stderr))
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -75,8 +79,9 @@ type daemon struct {
 	log    zerolog.Logger
 	ln     net.Listener
 	http   *http.Server
-	engine *index.Engine
-	stores []drivers.Store
+	adminL net.Listener
+	admin  *http.Server
+	router *placement.Router
 	done   chan struct{}
 }
 
@@ -84,61 +89,85 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (d *daemon, 
 	d = &daemon{cfg: cfg, log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			d.closeStores()
+			d.close()
 		}
 	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := storemetrics.NewMetrics(reg)
+	var specs []placement.PoolSpec
 	for _, p := range cfg.Pools {
-		s, warnings, err := openPool(ctx, p)
+		s, err := spec(p)
 		if err != nil {
-			return nil, fmt.Errorf("pool %q (%s): %w", p.Name, p.Kind, err)
+			return nil, err
 		}
-		d.stores = append(d.stores, s)
-		caps := s.Capabilities()
-		log.Info().Str("pool", p.Name).Str("driver", caps.Driver).Str("create_only", caps.CreateOnly.String()).
-			Bool("consistent_list", caps.ConsistentList).Bool("batch_delete", caps.BatchDelete).Msg("pool opened")
-		for _, w := range warnings {
-			log.Warn().Str("pool", p.Name).Msg(w)
-		}
-		if caps.CreateOnly != drivers.CreateOnlyAtomic {
-			log.Warn().Str("pool", p.Name).Str("create_only", caps.CreateOnly.String()).
-				Msg("this store does not refuse a second writer atomically: run exactly one Cistern node against it")
-		}
+		specs = append(specs, s)
 	}
-	if len(cfg.Pools) > 1 {
-		log.Warn().Str("pool", cfg.Pools[0].Name).Msg("several pools configured: until the ring lands, every queue lives on the first")
-	}
-	d.engine, err = index.Open(ctx, index.Options{
-		Store:            metrics.Wrap(cfg.Pools[0].Name, d.stores[0]),
-		Logger:           log,
-		BodyCacheBytes:   cfg.Engine.BodyCacheMB << 20,
-		SnapshotLogs:     cfg.Engine.SnapshotLogs,
-		SnapshotInterval: cfg.Engine.SnapshotInterval,
-		IdleTimeout:      cfg.Engine.IdleTimeout,
+	d.router, err = placement.Open(ctx, placement.Options{
+		Pools: specs,
+		Open: func(ctx context.Context, s placement.PoolSpec) (drivers.Store, error) {
+			st, err := openSpec(ctx, s)
+			if err != nil {
+				return nil, err
+			}
+			logCapabilities(log, s.Name, st)
+			return st, nil
+		},
+		NewEngine: func(ctx context.Context, pool string, st drivers.Store) (*index.Engine, error) {
+			return index.Open(ctx, index.Options{
+				Store:            metrics.Wrap(pool, st),
+				Logger:           log.With().Str("pool", pool).Logger(),
+				BodyCacheBytes:   cfg.Engine.BodyCacheMB << 20,
+				SnapshotLogs:     cfg.Engine.SnapshotLogs,
+				SnapshotInterval: cfg.Engine.SnapshotInterval,
+				IdleTimeout:      cfg.Engine.IdleTimeout,
+			})
+		},
+		Seed:      cfg.Ring.Seed,
+		PartPower: cfg.Ring.PartPower,
+		Logger:    log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	srv, err := server.New(server.Options{
-		Engine:       d.engine,
+		Engine:       d.router,
+		Pools:        d.router,
 		Logger:       log,
 		Limits:       cfg.Limits,
 		SharedSecret: cfg.SignedURLSecret,
 		Registry:     reg,
 	})
 	if err != nil {
-		d.engine.Close()
 		return nil, err
 	}
-	d.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		d.engine.Close()
+	if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, err
 	}
 	d.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if cfg.AdminListen != "" {
+		if d.adminL, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return nil, err
+		}
+		d.admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
 	return d, nil
+}
+
+// logCapabilities says at start-up what guarantees a pool's store gives.
+func logCapabilities(log zerolog.Logger, pool string, st drivers.Store) {
+	caps := st.Capabilities()
+	log.Info().Str("pool", pool).Str("driver", caps.Driver).Str("create_only", caps.CreateOnly.String()).
+		Bool("consistent_list", caps.ConsistentList).Bool("batch_delete", caps.BatchDelete).Msg("pool opened")
+	if w, ok := st.(interface{ Warnings() []string }); ok {
+		for _, msg := range w.Warnings() {
+			log.Warn().Str("pool", pool).Msg(msg)
+		}
+	}
+	if caps.CreateOnly != drivers.CreateOnlyAtomic {
+		log.Warn().Str("pool", pool).Str("create_only", caps.CreateOnly.String()).
+			Msg("this store does not refuse a second writer atomically: run exactly one Cistern node against it")
+	}
 }
 
 // addr is the address the daemon listens on.
@@ -147,6 +176,14 @@ func (d *daemon) addr() string { return d.ln.Addr().String() }
 // main serves until exit.
 func (d *daemon) main() error {
 	d.log.Info().Str("listen", "http://"+d.addr()).Msg("cistern serving the Zaqar v2 API")
+	if d.admin != nil {
+		d.log.Info().Str("listen", "http://"+d.adminL.Addr().String()).Msg("admin API (pools, flavors, migrations)")
+		go func() {
+			if err := d.admin.Serve(d.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error().Err(err).Msg("admin listener failed")
+			}
+		}()
+	}
 	err := d.http.Serve(d.ln)
 	<-d.done
 	if errors.Is(err, http.ErrServerClosed) {
@@ -159,19 +196,27 @@ func (d *daemon) main() error {
 func (d *daemon) exit() {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
+	if d.admin != nil {
+		if err := d.admin.Shutdown(ctx); err != nil {
+			d.log.Warn().Err(err).Msg("admin requests still running at shutdown")
+		}
+	}
 	if err := d.http.Shutdown(ctx); err != nil {
 		d.log.Warn().Err(err).Msg("requests still running at shutdown")
 	}
-	if err := d.engine.Close(); err != nil {
-		d.log.Warn().Err(err).Msg("engine close")
-	}
-	d.closeStores()
+	d.close()
 	d.log.Info().Msg("stopped")
 	close(d.done)
 }
 
-func (d *daemon) closeStores() {
-	for _, s := range d.stores {
-		s.Close()
+// close stops the engines (each flushes its group commits) and the stores.
+func (d *daemon) close() {
+	if d.router != nil {
+		d.router.Close()
+	}
+	for _, l := range []net.Listener{d.ln, d.adminL} {
+		if l != nil {
+			l.Close()
+		}
 	}
 }
