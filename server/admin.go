@@ -86,6 +86,21 @@ func redactURI(u string) string {
 	return u
 }
 
+// decodeStrict reads a small JSON body into v, refusing unknown fields; an
+// empty body leaves v as it is.
+func (s *Server) decodeStrict(rq *request, v any) error {
+	data, err := s.readSmallBody(rq)
+	if err != nil || len(bytes.TrimSpace(data)) == 0 {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badBody("Malformed JSON or unknown field: " + err.Error())
+	}
+	return nil
+}
+
 func (s *Server) admin() (*placement.Router, error) {
 	if s.pools == nil {
 		return nil, errNotFound404
@@ -162,14 +177,8 @@ type poolBody struct {
 
 func (s *Server) readPoolBody(rq *request) (poolBody, error) {
 	var b poolBody
-	data, err := s.readSmallBody(rq)
-	if err != nil {
+	if err := s.decodeStrict(rq, &b); err != nil {
 		return b, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return b, badBody("Malformed JSON or unknown field: " + err.Error())
 	}
 	if b.Weight != nil && (*b.Weight < 0 || *b.Weight > 1<<32-1) {
 		return b, badBody("weight must be an integer from 0 to 4294967295.")
@@ -299,14 +308,8 @@ type flavorBody struct {
 
 func (s *Server) readFlavorBody(rq *request) (flavorBody, error) {
 	var b flavorBody
-	data, err := s.readSmallBody(rq)
-	if err != nil {
+	if err := s.decodeStrict(rq, &b); err != nil {
 		return b, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return b, badBody("Malformed JSON or unknown field: " + err.Error())
 	}
 	if len(b.Pools) == 0 {
 		return b, badBody("pool_list must be a non-empty list of pool names.")
@@ -377,21 +380,13 @@ func (s *Server) startMigration(rq *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	data, err := s.readSmallBody(rq)
-	if err != nil {
-		return reply{}, err
-	}
 	var b struct {
 		Project string `json:"project"`
 		Queue   string `json:"queue"`
 		Pool    string `json:"pool"`
 	}
-	if len(data) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&b); err != nil {
-			return reply{}, badBody("Malformed JSON or unknown field: " + err.Error())
-		}
+	if err := s.decodeStrict(rq, &b); err != nil {
+		return reply{}, err
 	}
 	var ref *index.QueueRef
 	if b.Queue != "" {
