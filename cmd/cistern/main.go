@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -149,7 +150,14 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (d *daemon, 
 		if d.adminL, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, err
 		}
-		d.admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		// The admin listener also serves Go's profiler, for operators.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.Handle("/", srv.AdminHandler())
+		d.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return d, nil
 }
