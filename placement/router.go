@@ -116,7 +116,7 @@ const (
 
 // Open opens every pool (configured or registered), rebuilds the ring and
 // resumes migrations that a crash interrupted.
-func Open(ctx context.Context, o Options) (r *Router, err error) {
+func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	if len(o.Pools) == 0 || o.Open == nil || o.NewEngine == nil {
 		return nil, errors.New("placement: Options need pools, an opener and an engine factory")
 	}
@@ -124,7 +124,7 @@ func Open(ctx context.Context, o Options) (r *Router, err error) {
 		o.CacheSize = 100_000
 	}
 	cache, _ := lru.New[index.QueueRef, string](o.CacheSize)
-	r = &Router{opts: o, log: o.Logger, pools: map[string]*pool{}, flavors: map[string]FlavorSpec{}, cache: cache}
+	r := &Router{opts: o, log: o.Logger, pools: map[string]*pool{}, flavors: map[string]FlavorSpec{}, cache: cache}
 	defer func() {
 		if err != nil {
 			r.Close()

@@ -87,7 +87,7 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 		return &apiError{status: http.StatusForbidden, title: "Unable to delete",
 			description: "This message is claimed; it cannot be deleted without a valid claim ID."}
 	case errors.Is(err, placement.ErrFlavorNotFound):
-		return badBody(err.Error())
+		return badBody("The flavor named in _flavor does not exist.")
 	case errors.Is(err, index.ErrMessageNotClaimed):
 		return badRequest("Unable to delete", "A claim was specified, but the message is not currently claimed.")
 	case Unavailable(err):

@@ -4,7 +4,7 @@
 // parsed request and returns (reply, error); one wrapper checks Zaqar's
 // global header rules before the handler runs, writes the reply or maps the
 // error to an HTTP answer (errors.go, the only place that does), and records
-// the access log line and the metrics. DIFFERENCES.md lists where Cistern
+// the access log line and the metrics. docs/api.md lists where Cistern
 // answers differently from Zaqar 15 and why.
 package server
 

@@ -12,7 +12,7 @@ import (
 // TestWireExamples replays the 87 recorded exchanges with Zaqar 15
 // (shared/reference/zaqar-wire-examples.md) in order, against one server,
 // and checks status, bodies and headers. Where Cistern answers differently
-// on purpose the step says so and DIFFERENCES.md has the bullet.
+// on purpose the step says so and docs/api.md ("Where Cistern differs from Zaqar") has the bullet.
 //
 // Paths, bodies and expectations may name values captured by earlier steps
 // as {name}: message ids m0..m6, their listing markers s0..s6, claim ids.

@@ -86,11 +86,11 @@ type daemon struct {
 	done   chan struct{}
 }
 
-func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (d *daemon, err error) {
-	d = &daemon{cfg: cfg, log: log, done: make(chan struct{})}
+func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, err error) {
+	d := &daemon{cfg: cfg, log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			d.close()
+			d.close() // what was opened before the failure
 		}
 	}()
 	reg := prometheus.NewRegistry()
