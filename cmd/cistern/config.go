@@ -37,6 +37,9 @@ type Config struct {
 	// only operators reach.
 	AdminListen     string        `yaml:"admin_listen"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// StartTimeout is how long start-up keeps trying stores that answer
+	// "unavailable" (default 30 s).
+	StartTimeout time.Duration `yaml:"start_timeout"`
 }
 
 // PoolConfig is one object store. The first pool is the control pool: it
@@ -114,6 +117,7 @@ func defaultConfig() Config {
 		LogLevel:        "info",
 		Limits:          server.DefaultLimits(),
 		ShutdownTimeout: 30 * time.Second,
+		StartTimeout:    30 * time.Second,
 	}
 }
 

@@ -39,7 +39,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
 		os.Exit(2)
 	}
-	d, err := newDaemon(context.Background(), cfg, newLogger(cfg))
+	log := newLogger(cfg)
+	// A store that is still starting (or briefly overloaded) answers
+	// "unavailable": keep trying for a while before giving up.
+	var d *daemon
+	for start := time.Now(); ; {
+		d, err = newDaemon(context.Background(), cfg, log)
+		if err == nil || !errors.Is(err, drivers.ErrUnavailable) || time.Since(start) > cfg.StartTimeout {
+			break
+		}
+		log.Warn().Err(err).Msg("a store is unavailable; trying again")
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
 		os.Exit(1)
