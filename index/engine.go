@@ -404,3 +404,28 @@ func (e *Engine) Loaded() int {
 	defer e.mu.Unlock()
 	return len(e.queues)
 }
+
+// Depth counts the queues in memory and the live messages in them (the
+// in-memory view: queues not loaded are not counted).
+func (e *Engine) Depth() (queues, messages int) {
+	e.mu.Lock()
+	qs := make([]*queue, 0, len(e.queues))
+	for _, q := range e.queues {
+		qs = append(qs, q)
+	}
+	e.mu.Unlock()
+	for _, q := range qs {
+		select {
+		case <-q.ready:
+		default:
+			continue
+		}
+		q.mu.Lock()
+		if q.exists && !q.gone && q.st != nil {
+			queues++
+			messages += q.st.msgs.live
+		}
+		q.mu.Unlock()
+	}
+	return queues, messages
+}

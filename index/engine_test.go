@@ -120,3 +120,15 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("65 posts took %d puts, want 2", puts)
 	}
 }
+
+func TestDepth(t *testing.T) {
+	e := openEngine(t, newMem(), newFakeClock(), nil)
+	for i := range 3 {
+		if _, err := e.Post(ctx, QueueRef{Project: "p", Name: fmt.Sprint("d", i)}, "c", bodies(i+1, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q, m := e.Depth(); q != 3 || m != 6 {
+		t.Errorf("Depth = %d queues, %d messages; want 3, 6", q, m)
+	}
+}

@@ -486,3 +486,26 @@ func unescape(s string) (string, error) {
 	}
 	return url.PathUnescape(s)
 }
+
+// PoolDepth is what one pool holds in memory.
+type PoolDepth struct {
+	Pool     string
+	Queues   int // loaded queues
+	Messages int // live messages in them
+}
+
+// Depths reports every pool's loaded queues and live messages.
+func (r *Router) Depths() []PoolDepth {
+	r.mu.RLock()
+	pools := make([]*pool, 0, len(r.pools))
+	for _, p := range r.pools {
+		pools = append(pools, p)
+	}
+	r.mu.RUnlock()
+	out := make([]PoolDepth, 0, len(pools))
+	for _, p := range pools {
+		q, m := p.engine.Depth()
+		out = append(out, PoolDepth{Pool: p.spec.Name, Queues: q, Messages: m})
+	}
+	return out
+}

@@ -123,11 +123,11 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 				return nil, err
 			}
 			logCapabilities(log, s.Name, st)
-			return st, nil
+			return metrics.Wrap(s.Name, st), nil // placement's requests are counted too
 		},
 		NewEngine: func(ctx context.Context, pool string, st drivers.Store) (*index.Engine, error) {
 			return index.Open(ctx, index.Options{
-				Store:            metrics.Wrap(pool, st),
+				Store:            st,
 				Logger:           log.With().Str("pool", pool).Logger(),
 				BodyCacheBytes:   cfg.Engine.BodyCacheMB << 20,
 				SnapshotLogs:     cfg.Engine.SnapshotLogs,
@@ -142,6 +142,7 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 	if err != nil {
 		return nil, err
 	}
+	reg.MustRegister(newDepthCollector(d.router))
 	srv, err := server.New(server.Options{
 		Engine:       d.router,
 		Pools:        d.router,
