@@ -17,8 +17,19 @@ import (
 // TestGophercloud drives the server with gophercloud's messaging v2 client,
 // a Zaqar client we did not write: queues, messages, claims, pop, stats,
 // share and purge, as an application would use them.
-func TestGophercloud(t *testing.T) {
-	e := newEnv(t, envOpts{real: true})
+func TestGophercloud(t *testing.T) { gophercloudFlow(t, newEnv(t, envOpts{real: true})) }
+
+// TestGophercloudRemote runs the same client flow over the real Swift and
+// S3 stores (the smaller end-to-end set the CI runs on remote stores).
+func TestGophercloudRemote(t *testing.T) {
+	for _, name := range []string{"swift", "s3api", "versitygw"} {
+		t.Run(name, func(t *testing.T) {
+			gophercloudFlow(t, newEnv(t, envOpts{real: true, store: remoteStore(t, name)}))
+		})
+	}
+}
+
+func gophercloudFlow(t *testing.T, e *env) {
 	ctx := context.Background()
 	// A no-auth service client, as openstack.NewMessagingV2 builds one
 	// after authenticating: Client-ID comes from MoreHeaders.
