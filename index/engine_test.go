@@ -132,3 +132,34 @@ func TestDepth(t *testing.T) {
 		t.Errorf("Depth = %d queues, %d messages; want 3, 6", q, m)
 	}
 }
+
+// A queue whose container was removed behind Cistern's back can still be
+// used and deleted.
+func TestMissingContainer(t *testing.T) {
+	mem := newMem()
+	e := openEngine(t, mem, newFakeClock(), nil)
+	q := QueueRef{Project: "p", Name: "lost"}
+	if _, err := e.Post(ctx, q, "c", bodies(2, "x")); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	p, _ := mem.ListContainers(ctx, nil)
+	for _, c := range p.Objects {
+		if c.Key != controlContainer {
+			keys, _ := mem.List(ctx, c.Key, nil)
+			for _, k := range keys.Objects {
+				mem.Delete(ctx, c.Key, k.Key)
+			}
+			if err := mem.DeleteContainer(ctx, c.Key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e2 := openEngine(t, mem, newFakeClock(), nil)
+	if _, err := e2.Post(ctx, q, "c", bodies(1, "y")); err != nil {
+		t.Fatalf("post to a queue whose container vanished: %v", err)
+	}
+	if err := e2.DeleteQueue(ctx, q); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+}

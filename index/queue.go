@@ -108,6 +108,18 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 	marker := ""
 	for {
 		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: "snap/", Marker: marker})
+		if errors.Is(err, drivers.ErrNotFound) {
+			// The catalog names a container the store no longer has (removed
+			// behind Cistern's back): whatever it held is gone. Make it
+			// again, so that the queue can be used and deleted; create-only
+			// log writes still fence us if logs turn up after all.
+			e.log.Error().Str("queue", q.ref.String()).Str("container", q.container).
+				Msg("queue container missing from the store; recreating it empty")
+			if err := e.store.CreateContainer(ctx, q.container); err != nil {
+				return fmt.Errorf("index: recreate container of %s: %w", q.ref, err)
+			}
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("index: list snapshots of %s: %w", q.ref, err)
 		}

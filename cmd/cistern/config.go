@@ -109,6 +109,9 @@ type EngineConfig struct {
 	SnapshotLogs     int           `yaml:"snapshot_logs"`
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	// MaxStoreRequests bounds the requests in flight to each pool's store
+	// (default 32; negative: no bound).
+	MaxStoreRequests int `yaml:"max_store_requests"`
 }
 
 func defaultConfig() Config {
@@ -118,6 +121,7 @@ func defaultConfig() Config {
 		Limits:          server.DefaultLimits(),
 		ShutdownTimeout: 30 * time.Second,
 		StartTimeout:    30 * time.Second,
+		Engine:          EngineConfig{MaxStoreRequests: 32},
 	}
 }
 

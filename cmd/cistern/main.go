@@ -22,6 +22,7 @@ import (
 
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/storemetrics"
+	"github.com/cistern-mq/cistern/drivers/throttle"
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server"
@@ -123,7 +124,9 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 				return nil, err
 			}
 			logCapabilities(log, s.Name, st)
-			return metrics.Wrap(s.Name, st), nil // placement's requests are counted too
+			// Counted (placement's requests too), and at most
+			// max_store_requests in flight: requests beyond wait here.
+			return throttle.New(metrics.Wrap(s.Name, st), cfg.Engine.MaxStoreRequests), nil
 		},
 		NewEngine: func(ctx context.Context, pool string, st drivers.Store) (*index.Engine, error) {
 			return index.Open(ctx, index.Options{

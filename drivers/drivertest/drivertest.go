@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cistern-mq/cistern/drivers"
 )
@@ -562,5 +563,20 @@ func testCreateOnlyRace(t *testing.T, s drivers.Store) {
 		if stored < 0 {
 			t.Errorf("trial %d: stored value %q is no winner's (%v)", trial, got, winners)
 		}
+	}
+}
+
+// Eventually polls cond until it holds, failing the test after 30 s: the
+// way tests here wait for background work, instead of sleeping.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
 	}
 }

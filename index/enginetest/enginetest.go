@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/drivertest"
 	"github.com/cistern-mq/cistern/index"
 )
 
@@ -140,15 +141,7 @@ var ctx = context.Background()
 // Eventually polls cond until it holds, failing the test after 30 s.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	drivertest.Eventually(t, what, cond)
 }
 
 // idle waits a moment before a consumer that found nothing asks again.
