@@ -110,7 +110,8 @@ type EngineConfig struct {
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
 	// MaxStoreRequests bounds the requests in flight to each pool's store
-	// (default 32; negative: no bound).
+	// (0: 32 for Swift and S3, no bound for a local folder; negative: no
+	// bound).
 	MaxStoreRequests int `yaml:"max_store_requests"`
 }
 
@@ -121,7 +122,6 @@ func defaultConfig() Config {
 		Limits:          server.DefaultLimits(),
 		ShutdownTimeout: 30 * time.Second,
 		StartTimeout:    30 * time.Second,
-		Engine:          EngineConfig{MaxStoreRequests: 32},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -126,7 +127,11 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 			logCapabilities(log, s.Name, st)
 			// Counted (placement's requests too), and at most
 			// max_store_requests in flight: requests beyond wait here.
-			return throttle.New(metrics.Wrap(s.Name, st), cfg.Engine.MaxStoreRequests), nil
+			limit := cfg.Engine.MaxStoreRequests
+			if limit == 0 && !strings.HasPrefix(s.URI, "file:") {
+				limit = 32 // remote stores; a local folder needs no bound
+			}
+			return throttle.New(metrics.Wrap(s.Name, st), limit), nil
 		},
 		NewEngine: func(ctx context.Context, pool string, st drivers.Store) (*index.Engine, error) {
 			return index.Open(ctx, index.Options{
