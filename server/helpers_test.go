@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/fsdriver"
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/index/enginetest"
 )
 
 const (
@@ -25,24 +25,6 @@ const (
 	project = "demo"
 )
 
-// fakeClock is moved by hand; the engine and the server share it.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // env is a server over a real engine on the fs driver in a temp dir,
 // listening on 127.0.0.1 through httptest.
 type env struct {
@@ -50,7 +32,7 @@ type env struct {
 	url   string
 	eng   *index.Engine
 	srv   *Server
-	clk   *fakeClock
+	clk   *enginetest.Clock // moved by hand; the engine and the server share it
 	store drivers.Store
 	http  *http.Client
 }
@@ -63,7 +45,7 @@ type envOpts struct {
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
-	e := &env{t: t, clk: &fakeClock{now: time.Unix(1_800_000_000, 0)}, store: o.store}
+	e := &env{t: t, clk: enginetest.NewClock(), store: o.store}
 	if e.store == nil {
 		st, err := fsdriver.New(t.TempDir())
 		if err != nil {
