@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/cistern-mq/cistern/drivers/drivertest"
 )
 
 var ctx = context.Background()
@@ -109,7 +111,7 @@ func TestGroupCommit(t *testing.T) {
 		go func() { _, err := e.Post(ctx, q, "c", bodies(1, fmt.Sprint(i))); errs <- err }()
 	}
 	// Wait until all 64 wait in the open batch.
-	waitFor(t, "64 posts queued behind the first", func() bool { return openRecords(e, q) == 64 })
+	drivertest.Eventually(t, "64 posts queued behind the first", func() bool { return openRecords(e, q) == 64 })
 	close(release)
 	for range 65 {
 		if err := <-errs; err != nil {

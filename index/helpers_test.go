@@ -58,20 +58,6 @@ func bodies(n int, prefix string) []NewMessage {
 
 func newMem() *memdriver.Store { return memdriver.New() }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // openRecords is how many records wait in q's open batch.
 func openRecords(e *Engine, ref QueueRef) int {
 	e.mu.Lock()

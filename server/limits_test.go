@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/drivertest"
 	"github.com/cistern-mq/cistern/drivers/memdriver"
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/server/wire"
@@ -204,7 +205,7 @@ func TestStoreFaults(t *testing.T) {
 		t.Errorf("health with the store down: %+v", h)
 	}
 	down.Store(false)
-	waitFor(t, "the queue to come back", func() bool {
+	drivertest.Eventually(t, "the queue to come back", func() bool {
 		return e.do(req{method: "POST", path: "/v2/queues/f/messages", body: `{"messages": [{"body": 1}]}`}).status == 201
 	})
 	e.must(req{method: "GET", path: "/v2/ping"}, 204)
