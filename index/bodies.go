@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sort"
@@ -24,7 +25,10 @@ type bodyKey struct {
 	seq       uint64
 }
 
-// bodyCache is an LRU of message bodies bounded by bytes.
+// bodyCache is an LRU of message bodies bounded by the bytes it really
+// holds: each entry counts its body plus entryOverhead, the key, the LRU's
+// list element and map slot (measured by TestBodyCacheAccountsOverhead), so
+// that a flood of tiny bodies cannot hold many times the bound.
 type bodyCache struct {
 	mu    sync.Mutex
 	c     *lru.Cache[bodyKey, []byte]
@@ -32,25 +36,31 @@ type bodyCache struct {
 	max   int64
 }
 
+// entryOverhead is what one cached body costs beyond its own bytes.
+const entryOverhead = 224
+
 func newBodyCache(maxBytes int64) *bodyCache {
 	b := &bodyCache{max: maxBytes}
 	// The count bound is only a backstop; bytes decide.
-	c, _ := lru.NewWithEvict(1<<22, func(_ bodyKey, v []byte) { b.bytes -= int64(len(v)) })
+	c, _ := lru.NewWithEvict(1<<22, func(_ bodyKey, v []byte) { b.bytes -= entryCost(v) })
 	b.c = c
 	return b
 }
 
+func entryCost(body []byte) int64 { return int64(cap(body)) + entryOverhead }
+
+// add caches body under k, replacing what k held: a sequence number is
+// never reused for another body (burnedSeqs), but the cache does not rely
+// on that. body must not share its array with anything larger.
 func (b *bodyCache) add(k bodyKey, body []byte) {
-	if int64(len(body)) > b.max/16 {
+	if entryCost(body) > b.max/16 {
 		return // one huge body would flush everything else
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.c.Contains(k) {
-		return
-	}
+	b.c.Remove(k) // the eviction callback uncounts what was there
 	b.c.Add(k, body)
-	b.bytes += int64(len(body))
+	b.bytes += entryCost(body)
 	for b.bytes > b.max {
 		b.c.RemoveOldest()
 	}
@@ -128,7 +138,9 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 			if err != nil || lo+int64(l.size) > int64(len(data)) {
 				continue // gone: deleted and collected meanwhile
 			}
-			body := data[lo : lo+int64(l.size) : lo+int64(l.size)]
+			// A copy: a sub-slice would keep the whole ranged read (up
+			// to spanLimit) alive for as long as the body is cached.
+			body := bytes.Clone(data[lo : lo+int64(l.size)])
 			out[i] = body
 			e.bodies.add(bodyKey{l.container, l.seq}, body)
 		}

@@ -123,6 +123,7 @@ type Engine struct {
 	log        zerolog.Logger
 	createOnly bool
 	bodies     *bodyCache
+	burned     burnedSeqs
 
 	mu     sync.Mutex
 	queues map[QueueRef]*queue

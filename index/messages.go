@@ -103,7 +103,9 @@ func (e *Engine) post(ctx context.Context, ref QueueRef, clientID string, msgs [
 			off := b.w.post(r)
 			q.st.applyPost(r, b.seq, off)
 			b.maxMsgSeq = r.Seq
-			e.bodies.add(bodyKey{q.container, r.Seq}, nm.Body)
+			// The body is cached only once its log object is durable
+			// (flushLoop): a failed write must not leave it behind.
+			b.bodies = append(b.bodies, postedBody{r.Seq, nm.Body})
 			ids = append(ids, q.messageID(r.Seq))
 		}
 		return q.commit(ctx, b)

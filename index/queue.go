@@ -60,7 +60,15 @@ type batch struct {
 	maxMsgSeq uint64
 	done      chan struct{}
 	err       error
-	moving    bool // holds a moving record: start movers once durable
+	moving    bool         // holds a moving record: start movers once durable
+	bodies    []postedBody // bodies posted in this batch, cached once durable
+}
+
+// postedBody is a body waiting for its batch to be durable before it goes
+// into the body cache.
+type postedBody struct {
+	seq  uint64
+	body []byte
 }
 
 func logKey(seq uint64) string  { return fmt.Sprintf("log/%020d", seq) }
@@ -172,6 +180,9 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 		}
 		replayed++
 	}
+	if next := e.burned.take(q.ref); next > st.nextSeq {
+		st.nextSeq = next
+	}
 	q.st = st
 	q.lastLog = seq - 1
 	q.nextLog = seq
@@ -277,6 +288,10 @@ func (q *queue) flushLoop() {
 			}
 			q.lastLog = b.seq
 			q.inflight = nil
+			for _, pb := range b.bodies {
+				q.e.bodies.add(bodyKey{container, pb.seq}, pb.body)
+			}
+			b.bodies = nil
 			if b.maxMsgSeq > q.durableSeq {
 				q.durableSeq = b.maxMsgSeq
 			}
@@ -324,8 +339,12 @@ func (q *queue) writeLog(ctx context.Context, container string, b *batch) error 
 }
 
 // failLocked fails b and every batch behind it, and marks the queue gone
-// so that the engine drops it from memory: the index holds changes the store does not, so the next request
-// reloads the truth from the store.
+// so that the engine drops it from memory: the index holds changes the
+// store does not, so the next request reloads the truth from the store.
+// The message sequence numbers handed out to the failed batches are burned:
+// the reloaded queue starts after them, so that an id a failed post may
+// have shown (or a log that landed although its write reported failure)
+// can never name a message accepted later.
 func (q *queue) failLocked(err error, b *batch) {
 	for _, o := range append(append([]*batch{b}, q.pending...), q.open) {
 		if o != nil {
@@ -336,7 +355,7 @@ func (q *queue) failLocked(err error, b *batch) {
 	q.pending, q.open, q.inflight = nil, nil, nil
 	q.flushing = false
 	q.gone = true // the engine drops it; see Engine.release
-
+	q.e.burned.raise(q.ref, q.st.nextSeq)
 }
 
 func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64, data []byte) {

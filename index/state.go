@@ -31,7 +31,13 @@ type chunk struct {
 	live int
 }
 
-const chunkCap = 4096
+// A chunk holds at most chunkCap messages. The newest chunk starts with
+// room for firstChunkCap and doubles as it fills, so that a queue holding
+// one message costs a few hundred bytes, not a full chunk.
+const (
+	chunkCap      = 4096
+	firstChunkCap = 4
+)
 
 // msgList keeps messages ordered by seq in chunks, so that appending never
 // copies the whole queue and whole chunks drop out as messages are consumed.
@@ -40,12 +46,20 @@ type msgList struct {
 	live   int
 }
 
+// append adds m after every message in the list. Growing the newest chunk
+// moves it, so *msg pointers into the list are stale after an append (as
+// after remove).
 func (l *msgList) append(m msg) *msg {
 	var c *chunk
-	if n := len(l.chunks); n > 0 && len(l.chunks[n-1].msgs) < cap(l.chunks[n-1].msgs) {
+	if n := len(l.chunks); n > 0 && len(l.chunks[n-1].msgs) < chunkCap {
 		c = l.chunks[n-1]
+		if len(c.msgs) == cap(c.msgs) {
+			grown := make([]msg, len(c.msgs), min(2*cap(c.msgs), chunkCap))
+			copy(grown, c.msgs)
+			c.msgs = grown
+		}
 	} else {
-		c = &chunk{msgs: make([]msg, 0, chunkCap)}
+		c = &chunk{msgs: make([]msg, 0, firstChunkCap)}
 		l.chunks = append(l.chunks, c)
 	}
 	c.msgs = append(c.msgs, m)
@@ -89,7 +103,7 @@ func (l *msgList) remove(m *msg) {
 	c := l.chunks[i]
 	c.live--
 	switch {
-	case c.live == 0 && len(c.msgs) == cap(c.msgs) || c.live == 0 && i < len(l.chunks)-1:
+	case c.live == 0 && (len(c.msgs) == chunkCap || i < len(l.chunks)-1):
 		l.chunks = append(l.chunks[:i], l.chunks[i+1:]...)
 	case c.live > 0 && c.live < len(c.msgs)/4 && i < len(l.chunks)-1:
 		// Mostly dead and no longer appended to: keep only the live ones.
