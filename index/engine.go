@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -74,6 +75,16 @@ type Options struct {
 	NoJanitor bool
 }
 
+// DeadLetterPoster posts a message that is moving to a dead-letter queue.
+// The dead-letter queue may live on another pool than the queue it comes
+// from, so a router that serves several pools supplies one that routes
+// (Engine.SetDeadLetters); without one, the engine posts to its own pool.
+// origin names the message moved; a poster must pass it on to
+// Engine.PostMoved, which posts each origin once.
+type DeadLetterPoster interface {
+	PostMoved(ctx context.Context, ref QueueRef, clientID string, msg NewMessage, origin string) (string, error)
+}
+
 func (o *Options) defaults() error {
 	if o.Store == nil {
 		return errors.New("index: Options.Store is required")
@@ -124,6 +135,7 @@ type Engine struct {
 	createOnly bool
 	bodies     *bodyCache
 	burned     burnedSeqs
+	dead       atomic.Pointer[DeadLetterPoster]
 
 	mu     sync.Mutex
 	queues map[QueueRef]*queue
@@ -189,6 +201,18 @@ func (e *Engine) Close() error {
 	close(e.stop)
 	e.wg.Wait()
 	return nil
+}
+
+// SetDeadLetters makes moves to dead-letter queues post through p (see
+// DeadLetterPoster). Set it before the engine serves requests.
+func (e *Engine) SetDeadLetters(p DeadLetterPoster) { e.dead.Store(&p) }
+
+// deadLetters is where moves post: the poster set, or this engine.
+func (e *Engine) deadLetters() DeadLetterPoster {
+	if p := e.dead.Load(); p != nil {
+		return *p
+	}
+	return e
 }
 
 func (e *Engine) now() int64 { return e.opts.Clock.Now().UnixNano() }

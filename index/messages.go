@@ -71,6 +71,17 @@ func (e *Engine) Post(ctx context.Context, ref QueueRef, clientID string, msgs [
 	return e.post(ctx, ref, clientID, msgs, "")
 }
 
+// PostMoved posts one message moved from another queue (origin names it)
+// to the dead-letter queue ref on this engine, once: a move repeated after
+// a crash finds the origin already there and returns the id it got.
+func (e *Engine) PostMoved(ctx context.Context, ref QueueRef, clientID string, msg NewMessage, origin string) (string, error) {
+	ids, err := e.post(ctx, ref, clientID, []NewMessage{msg}, origin)
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
 func (e *Engine) post(ctx context.Context, ref QueueRef, clientID string, msgs []NewMessage, origin string) ([]string, error) {
 	var ids []string
 	err := e.withQueue(ctx, ref, func(q *queue) error {

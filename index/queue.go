@@ -462,8 +462,8 @@ func (q *queue) move(seq uint64) {
 	q.mu.Unlock()
 	body, err := e.readBody(ctx, loc)
 	if err == nil {
-		_, err = e.post(ctx, QueueRef{Project: q.ref.Project, Name: tgt.dlq}, client,
-			[]NewMessage{{Body: body, TTL: max(ttl, 1)}}, origin)
+		_, err = e.deadLetters().PostMoved(ctx, QueueRef{Project: q.ref.Project, Name: tgt.dlq}, client,
+			NewMessage{Body: body, TTL: max(ttl, 1)}, origin)
 	}
 	if err == nil {
 		q.mu.Lock()

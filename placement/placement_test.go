@@ -416,3 +416,49 @@ func TestMigrationThreeKinds(t *testing.T) {
 	}
 	migrationUnderLoad(t, w, pools, PoolSpec{Name: "local2", URI: "fs:two", Weight: 100}, 12)
 }
+
+// A message dead-lettered from a queue on one pool reaches its dead-letter
+// queue on another pool, not a hidden copy of it beside its source.
+func TestDeadLetterAcrossPools(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.memPool("a", 100), w.memPool("b", 100)
+	r := w.router(a, b)
+	// Names the ring puts on different pools.
+	var src, dlq index.QueueRef
+	for i := 0; src.Name == "" || dlq.Name == ""; i++ {
+		ref := index.QueueRef{Project: "p", Name: fmt.Sprintf("n%d", i)}
+		switch p, _ := r.ringPool(ref, ""); {
+		case p == "b" && src.Name == "":
+			src = ref
+		case p == "a" && dlq.Name == "":
+			dlq = ref
+		}
+	}
+	if _, err := r.CreateQueue(ctx, dlq, nil); err != nil {
+		t.Fatal(err)
+	}
+	meta := fmt.Sprintf(`{"_max_claim_count":1,"_dead_letter_queue":%q}`, dlq.Name)
+	if _, err := r.CreateQueue(ctx, src, json.RawMessage(meta)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Post(ctx, src, "c", []index.NewMessage{{Body: json.RawMessage(`{"bad":1}`), TTL: 300}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Claim(ctx, src, index.ClaimOptions{TTL: 60, Grace: 60, Limit: 1})
+	if err != nil || c == nil {
+		t.Fatalf("claim = %+v, %v", c, err)
+	}
+	if err := r.ReleaseClaim(ctx, src, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.Claim(ctx, src, index.ClaimOptions{TTL: 60, Grace: 60, Limit: 1}); err != nil || c != nil && len(c.Messages) > 0 {
+		t.Fatalf("second claim = %+v, %v; want nothing, the message moving aside", c, err)
+	}
+	enginetest.Eventually(t, "the message to reach the dead-letter queue on the other pool", func() bool {
+		msgs, err := r.List(ctx, dlq, index.ListOptions{Limit: 10, Echo: true})
+		return err == nil && len(msgs) == 1 && string(msgs[0].Body) == `{"bad":1}`
+	})
+	if p, _ := r.lookup(ctx, dlq); p != "a" {
+		t.Errorf("dead-letter queue now on %q, want a", p)
+	}
+}

@@ -101,6 +101,18 @@ func (r *Router) Post(ctx context.Context, ref index.QueueRef, clientID string, 
 	return ids, err
 }
 
+// PostMoved posts a message moving to a dead-letter queue on the pool
+// that queue lives on (placing it if it is new): every engine's moves come
+// here (index.DeadLetterPoster), so a dead-letter queue is one queue
+// whichever pool its sources are on.
+func (r *Router) PostMoved(ctx context.Context, ref index.QueueRef, clientID string, msg index.NewMessage, origin string) (id string, err error) {
+	err = r.route(ctx, ref, true, "", func(e *index.Engine) error {
+		id, err = e.PostMoved(ctx, ref, clientID, msg, origin)
+		return err
+	})
+	return id, err
+}
+
 // List implements the engine method on the queue's pool.
 func (r *Router) List(ctx context.Context, ref index.QueueRef, o index.ListOptions) (m []index.Message, err error) {
 	err = r.route(ctx, ref, false, "", func(e *index.Engine) error {

@@ -196,6 +196,7 @@ func (r *Router) openPool(ctx context.Context, s PoolSpec) error {
 		st.Close()
 		return fmt.Errorf("pool %q: %w", s.Name, err)
 	}
+	e.SetDeadLetters(r)
 	r.mu.Lock()
 	r.pools[s.Name] = &pool{spec: s, store: st, engine: e}
 	r.mu.Unlock()
