@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/drivers"
@@ -135,6 +136,11 @@ type Engine struct {
 	createOnly bool
 	bodies     *bodyCache
 	burned     burnedSeqs
+	// absent remembers queues whose catalog entry was not there, so that
+	// requests to a queue that does not exist cost one store read, not one
+	// each. This engine writes every catalog entry of its store (one node
+	// per store), so it knows when one appears.
+	absent *lru.Cache[QueueRef, struct{}]
 	dead       atomic.Pointer[DeadLetterPoster]
 
 	mu     sync.Mutex
@@ -157,6 +163,16 @@ const (
 	trashPrefix      = "trash/"
 )
 
+// absentCacheSize bounds how many missing queues an engine remembers.
+const absentCacheSize = 1 << 16
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err) // only for arguments fixed in the code
+	}
+	return v
+}
+
 // Open starts an engine over opts.Store.
 func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if err := opts.defaults(); err != nil {
@@ -171,6 +187,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		log:        opts.Logger,
 		createOnly: opts.Store.Capabilities().CreateOnly != drivers.CreateOnlyNone,
 		bodies:     newBodyCache(opts.BodyCacheBytes),
+		absent:     must(lru.New[QueueRef, struct{}](absentCacheSize)),
 		queues:     map[QueueRef]*queue{},
 		moved:      map[QueueRef]bool{},
 		stop:       make(chan struct{}),
@@ -222,6 +239,11 @@ type catalogEntry struct {
 	Gen      string          `json:"gen"`
 	Created  int64           `json:"created"`
 	Metadata json.RawMessage `json:"metadata"`
+	// Snap is the newest snapshot recorded (0: none yet), so that loading
+	// a queue reads it directly instead of listing snapshots. Entries
+	// written before it existed, and adopted ones, have none (nil): their
+	// snapshots are found by listing.
+	Snap *uint64 `json:"snap,omitempty"`
 }
 
 // catalogKey is "catalog/<project>/<queue>", the project escaped so that

@@ -152,10 +152,17 @@ func (e *Engine) Adopt(ctx context.Context, ref QueueRef, entry json.RawMessage)
 	if err := json.Unmarshal(entry, &ent); err != nil || ent.Gen == "" {
 		return errors.New("index: adopt: not a catalog entry")
 	}
+	// Which snapshots the copy holds is for the first load to list.
+	ent.Snap = nil
+	entry, err := json.Marshal(ent)
+	if err != nil {
+		return err
+	}
 	if err := e.store.Put(ctx, controlContainer, catalogKey(ref), entry, nil); err != nil {
 		return err
 	}
 	// A handle that saw no queue here must not outlive the adoption.
+	e.absent.Remove(ref)
 	e.mu.Lock()
 	delete(e.moved, ref)
 	if q, ok := e.queues[ref]; ok {

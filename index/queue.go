@@ -88,8 +88,12 @@ func parseSeqKey(key, prefix string) (uint64, bool) {
 // lag; direct reads do not).
 func (q *queue) load(ctx context.Context) error {
 	e := q.e
+	if e.absent.Contains(q.ref) {
+		return nil
+	}
 	data, err := e.store.Get(ctx, controlContainer, catalogKey(q.ref), nil)
 	if errors.Is(err, drivers.ErrNotFound) {
+		e.absent.Add(q.ref, struct{}{})
 		return nil // a queue that does not exist (yet)
 	}
 	if err != nil {
@@ -113,51 +117,28 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 	q.lastSnapAt = e.now()
 
 	var snaps []uint64
-	marker := ""
-	for {
-		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: "snap/", Marker: marker})
-		if errors.Is(err, drivers.ErrNotFound) {
-			// The catalog names a container the store no longer has (removed
-			// behind Cistern's back): whatever it held is gone. Make it
-			// again, so that the queue can be used and deleted; create-only
-			// log writes still fence us if logs turn up after all.
-			e.log.Error().Str("queue", q.ref.String()).Str("container", q.container).
-				Msg("queue container missing from the store; recreating it empty")
-			if err := e.store.CreateContainer(ctx, q.container); err != nil {
-				return fmt.Errorf("index: recreate container of %s: %w", q.ref, err)
-			}
-			break
+	var err error
+	switch {
+	case ent.Snap != nil && *ent.Snap > 0:
+		snaps = []uint64{*ent.Snap}
+	case ent.Snap == nil:
+		if snaps, err = q.listSnapshots(ctx); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("index: list snapshots of %s: %w", q.ref, err)
-		}
-		for _, o := range p.Objects {
-			if s, ok := parseSeqKey(o.Key, "snap/"); ok {
-				snaps = append(snaps, s)
-			}
-		}
-		if p.Next == "" {
-			break
-		}
-		marker = p.Next
 	}
-	slices.Sort(snaps)
-	st, from := newState(), uint64(0)
-	for i := len(snaps) - 1; i >= 0; i-- {
-		data, err := e.store.Get(ctx, q.container, snapKey(snaps[i]), nil)
-		if errors.Is(err, drivers.ErrNotFound) {
-			continue // listed but gone: collected since
+	st, from, err := q.readSnapshot(ctx, snaps)
+	if errors.Is(err, drivers.ErrNotFound) && ent.Snap != nil {
+		// The recorded snapshot is gone (it should not be): list.
+		e.log.Warn().Str("queue", q.ref.String()).Uint64("snapshot", *ent.Snap).Msg("recorded snapshot missing; listing")
+		if snaps, err = q.listSnapshots(ctx); err == nil {
+			st, from, err = q.readSnapshot(ctx, snaps)
 		}
-		if err != nil {
-			return fmt.Errorf("index: read snapshot %d of %s: %w", snaps[i], q.ref, err)
-		}
-		s, seq, err := decodeSnapshot(data)
-		if err != nil {
-			e.log.Error().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", snaps[i]).Msg("skipping unreadable snapshot")
-			continue
-		}
-		st, from = s, seq
-		break
+	}
+	if errors.Is(err, drivers.ErrNotFound) {
+		st, from, err = newState(), 0, nil
+	}
+	if err != nil {
+		return err
 	}
 	seq := from + 1
 	replayed := 0
@@ -196,6 +177,69 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 		q.startMovers()
 	}
 	return nil
+}
+
+// listSnapshots lists the queue's snapshots, ascending. A container the
+// store no longer has is made again, empty.
+func (q *queue) listSnapshots(ctx context.Context) ([]uint64, error) {
+	e := q.e
+	var snaps []uint64
+	marker := ""
+	for {
+		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: "snap/", Marker: marker})
+		if errors.Is(err, drivers.ErrNotFound) {
+			// The catalog names a container the store no longer has (removed
+			// behind Cistern's back): whatever it held is gone. Make it
+			// again, so that the queue can be used and deleted; create-only
+			// log writes still fence us if logs turn up after all.
+			e.log.Error().Str("queue", q.ref.String()).Str("container", q.container).
+				Msg("queue container missing from the store; recreating it empty")
+			if err := e.store.CreateContainer(ctx, q.container); err != nil {
+				return nil, fmt.Errorf("index: recreate container of %s: %w", q.ref, err)
+			}
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("index: list snapshots of %s: %w", q.ref, err)
+		}
+		for _, o := range p.Objects {
+			if s, ok := parseSeqKey(o.Key, "snap/"); ok {
+				snaps = append(snaps, s)
+			}
+		}
+		if p.Next == "" {
+			break
+		}
+		marker = p.Next
+	}
+	slices.Sort(snaps)
+	return snaps, nil
+}
+
+// readSnapshot decodes the newest readable snapshot among snaps
+// (ascending). ErrNotFound when none is there: with no snapshots, the
+// state starts empty at log 1.
+func (q *queue) readSnapshot(ctx context.Context, snaps []uint64) (*state, uint64, error) {
+	e := q.e
+	if len(snaps) == 0 {
+		return newState(), 0, nil
+	}
+	for i := len(snaps) - 1; i >= 0; i-- {
+		data, err := e.store.Get(ctx, q.container, snapKey(snaps[i]), nil)
+		if errors.Is(err, drivers.ErrNotFound) {
+			continue // listed but gone: collected since
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("index: read snapshot %d of %s: %w", snaps[i], q.ref, err)
+		}
+		s, seq, err := decodeSnapshot(data)
+		if err != nil {
+			e.log.Error().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", snaps[i]).Msg("skipping unreadable snapshot")
+			continue
+		}
+		return s, seq, nil
+	}
+	return nil, 0, fmt.Errorf("index: no readable snapshot of %s: %w", q.ref, drivers.ErrNotFound)
 }
 
 // batchFor returns the open batch, starting one if needed. Callers hold mu.
@@ -321,6 +365,18 @@ func (q *queue) writeLog(ctx context.Context, container string, b *batch) error 
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, drivers.ErrNotFound) && attempt == 0 {
+			// The catalog names a container the store no longer has
+			// (removed behind Cistern's back): whatever it held is gone.
+			// Make it again, so that the queue can be used and deleted;
+			// create-only writes still fence us if logs turn up after all.
+			e.log.Error().Str("queue", q.ref.String()).Str("container", container).
+				Msg("queue container missing from the store; recreating it empty")
+			if err = e.store.CreateContainer(ctx, container); err != nil {
+				return fmt.Errorf("index: recreate container of %s: %w", q.ref, err)
+			}
+			continue
+		}
 		if errors.Is(err, drivers.ErrPreconditionFailed) {
 			have, gerr := e.store.Get(ctx, container, logKey(b.seq), nil)
 			if gerr == nil && bytes.Equal(have, data) {
@@ -369,14 +425,42 @@ func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64,
 	}
 	q.mu.Lock()
 	q.snaps = append(q.snaps, seq)
+	recorded := q.recordSnapshotLocked(ctx, seq)
 	q.mu.Unlock()
-	q.collect(ctx, container)
+	if recorded {
+		q.collect(ctx, container)
+	}
+}
+
+// recordSnapshotLocked writes seq into the queue's catalog entry as its
+// newest snapshot, so that the next load reads it without listing. Only a
+// recorded snapshot lets garbage collection go ahead: the entry never
+// names a snapshot older than the one collection keeps. Callers hold mu,
+// which orders this write with SetMetadata's.
+func (q *queue) recordSnapshotLocked(ctx context.Context, seq uint64) bool {
+	if q.gone || !q.exists || q.frozen != nil {
+		return false
+	}
+	ent := q.entry
+	ent.Snap = &seq
+	data, err := json.Marshal(ent)
+	if err == nil {
+		err = q.e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, nil)
+	}
+	if err != nil {
+		q.e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", seq).Msg("recording snapshot in the catalog failed")
+		return false
+	}
+	q.entry = ent
+	return true
 }
 
 // collect deletes what the two newest snapshots make unnecessary: older
 // snapshots, and log objects up to the older of the two that hold no live
 // message body. Logs after the older snapshot stay, so that a recovery that
-// lists only that one (listings may lag) still finds every log it needs.
+// starts from that one (a listing or a catalog read that lags) still finds
+// every log it needs. Snapshots go first: while a snapshot is there, every
+// log after it is too, so a recovery that finds one can replay from it.
 func (q *queue) collect(ctx context.Context, container string) {
 	e := q.e
 	q.mu.Lock()
@@ -385,40 +469,53 @@ func (q *queue) collect(ctx context.Context, container string) {
 		return
 	}
 	keep := q.snaps[len(q.snaps)-2]
-	oldSnaps := slices.Clone(q.snaps[:len(q.snaps)-2])
 	q.snaps = slices.Clone(q.snaps[len(q.snaps)-2:])
 	q.mu.Unlock()
 
-	var garbage []string
-	for _, s := range oldSnaps {
-		garbage = append(garbage, snapKey(s))
+	// Listed rather than remembered: a queue loaded through its recorded
+	// snapshot never saw the older ones.
+	snaps, err := q.listBelow(ctx, container, "snap/", keep, func(uint64) bool { return true })
+	if err == nil {
+		err = drivers.DeleteMany(ctx, e.store, container, snaps)
 	}
+	var logs []string
+	if err == nil {
+		logs, err = q.listBelow(ctx, container, "log/", keep, func(s uint64) bool { return q.st.logLive[s] == 0 })
+	}
+	if err == nil {
+		err = drivers.DeleteMany(ctx, e.store, container, logs)
+	}
+	if err != nil {
+		e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("garbage collection failed; the next snapshot tries again")
+	}
+}
+
+// listBelow lists the keys under prefix whose sequence number is below
+// limit and for which garbage (called under q.mu) is true.
+func (q *queue) listBelow(ctx context.Context, container, prefix string, limit uint64, garbage func(seq uint64) bool) ([]string, error) {
+	var out []string
 	marker := ""
 	for {
-		p, err := e.store.List(ctx, container, &drivers.ListOptions{Prefix: "log/", Marker: marker})
+		p, err := q.e.store.List(ctx, container, &drivers.ListOptions{Prefix: prefix, Marker: marker})
 		if err != nil {
-			e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("garbage collection: list failed")
-			return
+			return nil, err
 		}
 		q.mu.Lock()
 		for _, o := range p.Objects {
-			s, ok := parseSeqKey(o.Key, "log/")
-			if !ok || s > keep {
+			s, ok := parseSeqKey(o.Key, prefix)
+			if !ok || s >= limit {
 				p.Next = ""
 				break
 			}
-			if q.st.logLive[s] == 0 {
-				garbage = append(garbage, o.Key)
+			if garbage(s) {
+				out = append(out, o.Key)
 			}
 		}
 		q.mu.Unlock()
 		if p.Next == "" {
-			break
+			return out, nil
 		}
 		marker = p.Next
-	}
-	if err := drivers.DeleteMany(ctx, e.store, container, garbage); err != nil {
-		e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("garbage collection: delete failed")
 	}
 }
 

@@ -66,7 +66,7 @@ func emptyObject(meta json.RawMessage) json.RawMessage {
 // the other loads what the winner wrote. Callers hold q.mu.
 func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created bool, err error) {
 	e := q.e
-	ent := catalogEntry{Gen: newID(16), Created: e.now(), Metadata: emptyObject(meta)}
+	ent := catalogEntry{Gen: newID(16), Created: e.now(), Metadata: emptyObject(meta), Snap: new(uint64)}
 	data, err := json.Marshal(ent)
 	if err != nil {
 		return false, err
@@ -76,6 +76,7 @@ func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created
 		return false, err
 	}
 	err = e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, &drivers.PutOptions{CreateOnly: e.createOnly})
+	e.absent.Remove(q.ref)
 	if errors.Is(err, drivers.ErrPreconditionFailed) {
 		_ = e.store.DeleteContainer(ctx, container)
 		if err := q.load(ctx); err != nil {

@@ -391,6 +391,7 @@ func (r *Router) misplaced(ctx context.Context) ([]index.QueueRef, error) {
 					if err := putJSON(ctx, r.control, placementKey(ref), placementEntry{Pool: name}); err != nil {
 						return nil, err
 					}
+					r.cache.Add(ref, name)
 					cur = name
 				}
 				if cur != name {

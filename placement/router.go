@@ -299,6 +299,9 @@ type placementEntry struct {
 }
 
 // lookup returns the pool a queue lives on, or "" when it has no placement.
+// Both answers are cached: this router writes every placement of its
+// store (one node per store), so a queue asked for again and again that
+// does not exist costs no more store requests.
 func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error) {
 	if p, ok := r.cache.Get(ref); ok {
 		return p, nil
@@ -306,6 +309,8 @@ func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error)
 	var ent placementEntry
 	err := getJSON(ctx, r.control, placementKey(ref), &ent)
 	if errors.Is(err, drivers.ErrNotFound) {
+		// Not over a placement made meanwhile.
+		r.cache.ContainsOrAdd(ref, "")
 		return "", nil
 	}
 	if err != nil {
