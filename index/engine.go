@@ -141,7 +141,7 @@ type Engine struct {
 	// each. This engine writes every catalog entry of its store (one node
 	// per store), so it knows when one appears.
 	absent *lru.Cache[QueueRef, struct{}]
-	dead       atomic.Pointer[DeadLetterPoster]
+	dead   atomic.Pointer[DeadLetterPoster]
 
 	mu     sync.Mutex
 	queues map[QueueRef]*queue
