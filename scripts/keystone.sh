@@ -202,6 +202,10 @@ key_repository = $STATE_DIR/credential-keys
 [cache]
 enabled = true
 backend = dogpile.cache.memory
+# The memory cache is per uWSGI worker: a cached catalog would hide an
+# endpoint created through the other worker from new tokens for minutes.
+[catalog]
+caching = false
 EOF
   # Connection: close, because uWSGI's http-socket closes reused
   # connections without saying so (clients then fail with ECONNRESET).

@@ -136,8 +136,9 @@ func (f *fakeKeystone) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// keystoneEnv is a server with auth_strategy keystone against fk, over a
-// placement router of one mem pool (so the admin API is served too).
+// keystoneEnv is a server with auth_strategy keystone against a fake
+// Keystone, over a placement router of one mem pool (so the admin API is
+// served too).
 func keystoneEnv(t *testing.T, mod func(*KeystoneOptions)) (*env, *fakeKeystone, *Keystone) {
 	t.Helper()
 	clk := enginetest.NewClock()
@@ -147,6 +148,14 @@ func keystoneEnv(t *testing.T, mod func(*KeystoneOptions)) (*env, *fakeKeystone,
 	if mod != nil {
 		mod(&ko)
 	}
+	e, ks := keystoneServer(t, ko, clk)
+	return e, fk, ks
+}
+
+// keystoneServer is a server validating tokens with ko, over a placement
+// router of one mem pool whose engine runs on clk (nil: the real clock).
+func keystoneServer(t *testing.T, ko KeystoneOptions, clk *enginetest.Clock) (*env, *Keystone) {
+	t.Helper()
 	ks, err := NewKeystone(ko)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +165,11 @@ func keystoneEnv(t *testing.T, mod func(*KeystoneOptions)) (*env, *fakeKeystone,
 		Pools: []placement.PoolSpec{{Name: "a", URI: "mem:a", Weight: 100}},
 		Open:  func(context.Context, placement.PoolSpec) (drivers.Store, error) { return st, nil },
 		NewEngine: func(ctx context.Context, _ string, s drivers.Store) (*index.Engine, error) {
-			return index.Open(ctx, index.Options{Store: s, Logger: zerolog.Nop(), NoJanitor: true, Clock: clk})
+			io := index.Options{Store: s, Logger: zerolog.Nop(), NoJanitor: true}
+			if clk != nil {
+				io.Clock = clk
+			}
+			return index.Open(ctx, io)
 		},
 		Logger: zerolog.Nop(),
 	})
@@ -164,14 +177,17 @@ func keystoneEnv(t *testing.T, mod func(*KeystoneOptions)) (*env, *fakeKeystone,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	srv, err := New(Options{Engine: r, Pools: r, Logger: zerolog.Nop(), SharedSecret: "test-secret",
-		Clock: clk.Now, Keystone: ks})
+	so := Options{Engine: r, Pools: r, Logger: zerolog.Nop(), SharedSecret: "test-secret", Keystone: ks}
+	if clk != nil {
+		so.Clock = clk.Now
+	}
+	srv, err := New(so)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &env{t: t, url: hs.URL, srv: srv, clk: clk, http: hs.Client()}, fk, ks
+	return &env{t: t, url: hs.URL, srv: srv, clk: clk, http: hs.Client()}, ks
 }
 
 // as is a request with token and no X-Project-ID unless the header says.
