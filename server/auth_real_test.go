@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -284,4 +287,56 @@ func TestKeystoneRealGophercloud(t *testing.T) {
 	if bytes.Contains(r.body, []byte(qn)) {
 		t.Fatalf("bob lists alice's queue: %s", r.body)
 	}
+}
+
+// TestKeystoneRealOutage cuts the way to the real Keystone (a proxy in
+// front of it drops every connection) while clients keep sending: cached
+// tokens keep working, uncached ones get 503 with Retry-After, nothing is a
+// 500; with the way back, the uncached token gets in without a restart.
+func TestKeystoneRealOutage(t *testing.T) {
+	k := newRealKeystone(t)
+	target, err := url.Parse(k.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cut atomic.Bool
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cut.Load() {
+			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				c.Close()
+			}
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	o := k.svc
+	o.URL = proxy.URL + target.Path
+	e, _ := keystoneServer(t, o, nil)
+
+	alice, _ := k.token(t, "alice")
+	bob, _ := k.token(t, "bob")
+	get := req{method: "GET", path: "/v2/queues"}
+	e.must(as(alice, get), http.StatusOK)
+	cut.Store(true)
+	var wg sync.WaitGroup
+	codes := make([][2]int, 8)
+	for i := range codes {
+		wg.Go(func() {
+			codes[i] = [2]int{e.do(as(alice, get)).status, e.do(as(bob, get)).status}
+		})
+	}
+	wg.Wait()
+	for _, c := range codes {
+		if c != [2]int{http.StatusOK, http.StatusServiceUnavailable} {
+			t.Fatalf("during the outage (alice cached, bob not): %v", codes)
+		}
+	}
+	r := e.must(as(bob, get), http.StatusServiceUnavailable)
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	cut.Store(false)
+	e.must(as(bob, get), http.StatusOK)
 }
