@@ -1,11 +1,12 @@
 // Package server serves the OpenStack Zaqar v2 HTTP API over an index.Engine.
 //
 // Every route is one row of the table in routes.go. A handler takes the
-// parsed request and returns (reply, error); one wrapper checks Zaqar's
-// global header rules before the handler runs, writes the reply or maps the
-// error to an HTTP answer (errors.go, the only place that does), and records
-// the access log line and the metrics. docs/api.md lists where Cistern
-// answers differently from Zaqar 15 and why.
+// parsed request and returns (reply, error); one wrapper checks the token
+// (with auth_strategy keystone, auth.go) and Zaqar's global header rules
+// before the handler runs, writes the reply or maps the error to an HTTP
+// answer (errors.go, the only place that does), and records the access log
+// line and the metrics. docs/api.md lists where Cistern answers differently
+// from Zaqar 15 and why; docs/auth.md how Keystone tokens are checked.
 package server
 
 import (
