@@ -52,7 +52,7 @@ func (s *Server) authenticate(rq *request, g *group) error {
 		return forbidden("The token is not scoped to a project.")
 	default:
 		return &apiError{status: http.StatusServiceUnavailable, title: "Service temporarily unavailable",
-			description: "The token could not be validated: the identity service did not answer. Please try again in a few seconds.",
+			description: "The token could not be validated: the identity service is unavailable. Please try again in a few seconds.",
 			retryAfter:  keystoneRetryAfter, cause: err}
 	}
 	if p, sent := headerValue(r, "X-Project-Id"); sent && p != id.ProjectID {

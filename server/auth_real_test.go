@@ -60,7 +60,14 @@ func newRealKeystone(t *testing.T) *realKeystone {
 // project is named below) and returns it with its project id.
 func (k *realKeystone) token(t *testing.T, user string) (token, projectID string) {
 	t.Helper()
-	project := map[string]string{"admin": "admin", "alice": "alpha", "bob": "beta"}[user]
+	token, tb := k.tokenDoc(t, user)
+	return token, tb.Token.Project.ID
+}
+
+// tokenDoc is token with Keystone's whole token document.
+func (k *realKeystone) tokenDoc(t *testing.T, user string) (string, tokenBody) {
+	t.Helper()
+	project := map[string]string{"admin": "admin", "alice": "alpha", "bob": "beta", "cistern": "service"}[user]
 	body := fmt.Sprintf(`{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":%q,"domain":{"name":"Default"},"password":%q}}},`+
 		`"scope":{"project":{"name":%q,"domain":{"name":"Default"}}}}}`, user, k.password, project)
 	st, data, h := k.call(t, "POST", "/auth/tokens?nocatalog", "", body)
@@ -71,7 +78,7 @@ func (k *realKeystone) token(t *testing.T, user string) (token, projectID string
 	if err := json.Unmarshal(data, &tb); err != nil || tb.Token.Project == nil {
 		t.Fatalf("token document %s: %v", data, err)
 	}
-	return h.Get("X-Subject-Token"), tb.Token.Project.ID
+	return h.Get("X-Subject-Token"), tb
 }
 
 // call sends one request to Keystone; token "" sends none.
@@ -339,4 +346,28 @@ func TestKeystoneRealOutage(t *testing.T) {
 	}
 	cut.Store(false)
 	e.must(as(bob, get), http.StatusOK)
+}
+
+// TestKeystoneRealApplicationCredential: the service user authenticates
+// with an application credential instead of its password.
+func TestKeystoneRealApplicationCredential(t *testing.T) {
+	k := newRealKeystone(t)
+	svc, tb := k.tokenDoc(t, k.svc.Username)
+	body := fmt.Sprintf(`{"application_credential":{"name":"cistern-test-%d"}}`, time.Now().UnixNano())
+	st, data, _ := k.call(t, "POST", "/users/"+tb.Token.User.ID+"/application_credentials", svc, body)
+	var ac struct {
+		ApplicationCredential struct{ ID, Secret string } `json:"application_credential"`
+	}
+	if err := json.Unmarshal(data, &ac); st != http.StatusCreated || err != nil {
+		t.Fatalf("create application credential: %d %s", st, data)
+	}
+	t.Cleanup(func() {
+		k.call(t, "DELETE", "/users/"+tb.Token.User.ID+"/application_credentials/"+ac.ApplicationCredential.ID, svc, "")
+	})
+	o := KeystoneOptions{URL: k.url, AppCredentialID: ac.ApplicationCredential.ID,
+		AppCredentialSecret: ac.ApplicationCredential.Secret, Logger: zerolog.Nop()}
+	e, _ := keystoneServer(t, o, nil)
+	alice, _ := k.token(t, "alice")
+	e.must(as(alice, req{method: "GET", path: "/v2/queues"}), http.StatusOK)
+	e.must(as("gAAAAAB-not-a-token", req{method: "GET", path: "/v2/queues"}), http.StatusUnauthorized)
 }
