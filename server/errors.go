@@ -18,10 +18,11 @@ type apiError struct {
 	status      int
 	title       string
 	description string
-	retryAfter  int    // seconds; 0: no Retry-After
-	allow       string // Allow header of a 405
-	noBody      bool   // a 406 has no body: the client takes no JSON
-	cause       error  // logged, never shown
+	retryAfter  int               // seconds; 0: no Retry-After
+	allow       string            // Allow header of a 405
+	noBody      bool              // a 406 has no body: the client takes no JSON
+	header      map[string]string // more headers (WWW-Authenticate of a 401)
+	cause       error             // logged, never shown
 }
 
 func (e *apiError) Error() string {
@@ -123,6 +124,9 @@ func (s *Server) writeError(w http.ResponseWriter, rq *request, e *apiError) {
 	}
 	if e.allow != "" {
 		h.Set("Allow", e.allow)
+	}
+	for k, v := range e.header {
+		h.Set(k, v)
 	}
 	var data []byte
 	if !e.noBody {

@@ -1,11 +1,12 @@
 // Package server serves the OpenStack Zaqar v2 HTTP API over an index.Engine.
 //
 // Every route is one row of the table in routes.go. A handler takes the
-// parsed request and returns (reply, error); one wrapper checks Zaqar's
-// global header rules before the handler runs, writes the reply or maps the
-// error to an HTTP answer (errors.go, the only place that does), and records
-// the access log line and the metrics. docs/api.md lists where Cistern
-// answers differently from Zaqar 15 and why.
+// parsed request and returns (reply, error); one wrapper checks the token
+// (with auth_strategy keystone, auth.go) and Zaqar's global header rules
+// before the handler runs, writes the reply or maps the error to an HTTP
+// answer (errors.go, the only place that does), and records the access log
+// line and the metrics. docs/api.md lists where Cistern answers differently
+// from Zaqar 15 and why; docs/auth.md how Keystone tokens are checked.
 package server
 
 import (
@@ -79,6 +80,10 @@ type Options struct {
 	// Clock tells the time for ages and signed-URL expiry; nil is
 	// time.Now. Give it the engine's clock in tests.
 	Clock func() time.Time
+	// Keystone, when set, is auth_strategy keystone: the public handler
+	// takes the project from a validated X-Auth-Token and serves the admin
+	// API to the admin role (auth.go). AdminHandler is not affected.
+	Keystone *Keystone
 }
 
 // Server is the HTTP API. It starts no goroutines: the caller owns the
@@ -96,6 +101,7 @@ type Server struct {
 	metricsHandler http.Handler
 	handler        http.Handler
 	adminHandler   http.Handler
+	keystone       *Keystone // nil: noauth
 }
 
 // New checks o and builds a Server.
@@ -113,6 +119,8 @@ func New(o Options) (*Server, error) {
 		lim:   o.Limits.withDefaults(),
 		reg:   o.Registry,
 		now:   o.Clock,
+
+		keystone: o.Keystone,
 	}
 	if o.SharedSecret != "" {
 		s.secret = []byte(o.SharedSecret)
@@ -129,8 +137,17 @@ func New(o Options) (*Server, error) {
 	}
 	s.metrics = m
 	s.metricsHandler = promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
-	s.handler = s.router(routes)
-	s.adminHandler = s.router(append(slices.Clone(routes), adminRoutes...))
+	public := routes
+	if s.keystone != nil {
+		if err := s.registerKeystoneMetrics(); err != nil {
+			return nil, err
+		}
+		if s.pools != nil {
+			public = append(slices.Clone(routes), adminRoutes...)
+		}
+	}
+	s.handler = s.router(public, s.keystone != nil)
+	s.adminHandler = s.router(append(slices.Clone(routes), adminRoutes...), false)
 	return s, nil
 }
 
@@ -164,6 +181,7 @@ type request struct {
 	id      string              // X-Openstack-Request-Id
 	rt      *route
 	project string
+	user    string // Keystone user id; "" without keystone
 	client  string // canonical Client-ID
 	vars    map[string]string
 	q       wire.Query
@@ -184,9 +202,12 @@ type group struct {
 	path     string
 	byMethod map[string]*route
 	allow    string
+	auth     bool // keystone auth applies (auth.go)
+	admin    bool // and it needs the admin role
 }
 
-func (s *Server) router(routes []route) http.Handler {
+// router serves routes; auth applies keystone auth to them.
+func (s *Server) router(routes []route, auth bool) http.Handler {
 	r := mux.NewRouter()
 	r.SkipClean(true)
 	var groups []*group
@@ -195,7 +216,7 @@ func (s *Server) router(routes []route) http.Handler {
 		rt := &routes[i]
 		g := idx[rt.path]
 		if g == nil {
-			g = &group{path: rt.path, byMethod: map[string]*route{}}
+			g = &group{path: rt.path, byMethod: map[string]*route{}, auth: auth, admin: auth && adminOnly(rt.path)}
 			idx[rt.path] = g
 			groups = append(groups, g)
 		}
@@ -256,7 +277,10 @@ func (s *Server) serveGroup(g *group) http.Handler {
 		rt := g.byMethod[r.Method]
 		rq.rt = rt
 		var rep reply
-		err := s.checkRequest(rq, g)
+		err := s.authenticate(rq, g)
+		if err == nil {
+			err = s.checkRequest(rq, g)
+		}
 		if err == nil {
 			switch {
 			case rt != nil:
@@ -397,5 +421,6 @@ func (s *Server) observe(rq *request, route string, w *statusWriter, d time.Dura
 		Int64("bytes", w.bytes).
 		Str("request_id", rq.id).
 		Str("project", rq.project).
+		Str("user", rq.user).
 		Msg("request")
 }

@@ -23,9 +23,11 @@ type Config struct {
 	Listen   string `yaml:"listen"`    // HTTP address, Zaqar's 127.0.0.1:8888 by default
 	LogLevel string `yaml:"log_level"` // debug, info, warn, error
 	LogJSON  bool   `yaml:"log_json"`  // JSON lines instead of console output
-	// AuthStrategy is "" or "noauth" (the only one for now: every request's
-	// X-Project-ID is trusted, as Zaqar does without keystone).
-	AuthStrategy string `yaml:"auth_strategy"`
+	// AuthStrategy is "" or "noauth" (every request's X-Project-ID is
+	// trusted, as Zaqar does without keystone) or "keystone" (tokens are
+	// validated against Keystone as configured in Keystone; docs/auth.md).
+	AuthStrategy string         `yaml:"auth_strategy"`
+	Keystone     KeystoneConfig `yaml:"keystone"`
 	// SignedURLSecret enables /v2/queues/{q}/share and signed requests.
 	SignedURLSecret string        `yaml:"signed_url_secret"`
 	Pools           []PoolConfig  `yaml:"pools"`
@@ -40,6 +42,35 @@ type Config struct {
 	// StartTimeout is how long start-up keeps trying stores that answer
 	// "unavailable" (default 30 s).
 	StartTimeout time.Duration `yaml:"start_timeout"`
+}
+
+// KeystoneConfig is server.KeystoneOptions as the config file spells it
+// (used with auth_strategy: keystone).
+type KeystoneConfig struct {
+	URL                 string        `yaml:"url"` // identity v3, e.g. http://keystone:5000/v3
+	Username            string        `yaml:"username"`
+	Password            string        `yaml:"password"`
+	UserDomain          string        `yaml:"user_domain"`
+	Project             string        `yaml:"project"`
+	ProjectDomain       string        `yaml:"project_domain"`
+	AppCredentialID     string        `yaml:"application_credential_id"`
+	AppCredentialSecret string        `yaml:"application_credential_secret"`
+	AdminRole           string        `yaml:"admin_role"`
+	WWWAuthenticateURI  string        `yaml:"www_authenticate_uri"`
+	CacheSize           int           `yaml:"cache_size"`
+	CacheTTL            time.Duration `yaml:"cache_ttl"`
+	NegativeTTL         time.Duration `yaml:"negative_ttl"`
+	Timeout             time.Duration `yaml:"timeout"`
+}
+
+// Options returns the server's options; the logger and clock are added by
+// the caller.
+func (c KeystoneConfig) Options() server.KeystoneOptions {
+	return server.KeystoneOptions{URL: c.URL, Username: c.Username, Password: c.Password,
+		UserDomain: c.UserDomain, Project: c.Project, ProjectDomain: c.ProjectDomain,
+		AppCredentialID: c.AppCredentialID, AppCredentialSecret: c.AppCredentialSecret,
+		AdminRole: c.AdminRole, WWWAuthenticateURI: c.WWWAuthenticateURI, CacheSize: c.CacheSize,
+		CacheTTL: c.CacheTTL, NegativeTTL: c.NegativeTTL, Timeout: c.Timeout}
 }
 
 // PoolConfig is one object store. The first pool is the control pool: it
@@ -148,29 +179,32 @@ Flags:
 		fmt.Fprintf(fs.Output(), `
 Environment:
   CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_DATA, CISTERN_LOG_LEVEL,
-  CISTERN_SIGNED_URL_SECRET, and for the -driver flags CISTERN_SWIFT_AUTH_URL,
+  CISTERN_SIGNED_URL_SECRET, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
+  CISTERN_KEYSTONE_USER, CISTERN_KEYSTONE_PASSWORD, CISTERN_KEYSTONE_PROJECT,
+  CISTERN_KEYSTONE_USER_DOMAIN, CISTERN_KEYSTONE_PROJECT_DOMAIN; for the -driver flags CISTERN_SWIFT_AUTH_URL,
   CISTERN_SWIFT_USER, CISTERN_SWIFT_KEY, CISTERN_SWIFT_PROJECT, CISTERN_S3_ENDPOINT, CISTERN_S3_BUCKET,
   CISTERN_S3_REGION, CISTERN_S3_ACCESS_KEY, CISTERN_S3_SECRET_KEY.
 `)
 	}
 	var (
-		configPath  = fs.String("config", getenv("CISTERN_CONFIG"), "YAML config file")
-		listen      = fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8888; env CISTERN_LISTEN)")
-		data        = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
-		logLevel    = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
-		logJSON     = fs.Bool("log-json", false, "log JSON lines instead of console output")
-		driver      = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
-		swiftURL    = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
-		swiftUser   = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
-		swiftKey    = fs.String("swift-key", "", "Swift key or password for -driver swift")
-		swiftProj   = fs.String("swift-project", "", "Keystone project for -driver swift")
-		s3Endpoint  = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
-		s3Bucket    = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
-		s3Region    = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
-		s3Access    = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
-		s3Secret    = fs.String("s3-secret-key", "", "S3 secret key")
-		secret      = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); env CISTERN_SIGNED_URL_SECRET")
-		adminListen = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN")
+		configPath   = fs.String("config", getenv("CISTERN_CONFIG"), "YAML config file")
+		listen       = fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8888; env CISTERN_LISTEN)")
+		data         = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
+		logLevel     = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
+		logJSON      = fs.Bool("log-json", false, "log JSON lines instead of console output")
+		driver       = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
+		swiftURL     = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
+		swiftUser    = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
+		swiftKey     = fs.String("swift-key", "", "Swift key or password for -driver swift")
+		swiftProj    = fs.String("swift-project", "", "Keystone project for -driver swift")
+		s3Endpoint   = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
+		s3Bucket     = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
+		s3Region     = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
+		s3Access     = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
+		s3Secret     = fs.String("s3-secret-key", "", "S3 secret key")
+		secret       = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); env CISTERN_SIGNED_URL_SECRET")
+		adminListen  = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN")
+		authStrategy = fs.String("auth-strategy", "", "noauth (default) or keystone (docs/auth.md); env CISTERN_AUTH_STRATEGY")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -202,6 +236,19 @@ Environment:
 	pick(&cfg.LogLevel, *logLevel, "CISTERN_LOG_LEVEL")
 	pick(&cfg.SignedURLSecret, *secret, "CISTERN_SIGNED_URL_SECRET")
 	pick(&cfg.AdminListen, *adminListen, "CISTERN_ADMIN_LISTEN")
+	pick(&cfg.AuthStrategy, *authStrategy, "CISTERN_AUTH_STRATEGY")
+	// what scripts/keystone.sh start prints
+	ks := &cfg.Keystone
+	for _, kv := range []struct {
+		dst *string
+		env string
+	}{
+		{&ks.URL, "CISTERN_KEYSTONE_URL"}, {&ks.Username, "CISTERN_KEYSTONE_USER"},
+		{&ks.Password, "CISTERN_KEYSTONE_PASSWORD"}, {&ks.Project, "CISTERN_KEYSTONE_PROJECT"},
+		{&ks.UserDomain, "CISTERN_KEYSTONE_USER_DOMAIN"}, {&ks.ProjectDomain, "CISTERN_KEYSTONE_PROJECT_DOMAIN"},
+	} {
+		pick(kv.dst, "", kv.env)
+	}
 	if *logJSON {
 		cfg.LogJSON = true
 	}
@@ -255,8 +302,12 @@ func (c *Config) Validate() error {
 	}
 	switch c.AuthStrategy {
 	case "", "noauth":
+	case "keystone":
+		if err := c.Keystone.Options().Validate(); err != nil {
+			return fmt.Errorf("auth_strategy keystone: %w", err)
+		}
 	default:
-		return fmt.Errorf("auth_strategy %q: only noauth is supported yet (Keystone token validation is planned)", c.AuthStrategy)
+		return fmt.Errorf("auth_strategy %q: want noauth or keystone", c.AuthStrategy)
 	}
 	if len(c.Pools) == 0 {
 		return errors.New("no pools configured")

@@ -151,6 +151,14 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		return nil, err
 	}
 	reg.MustRegister(newDepthCollector(d.router))
+	var ks *server.Keystone
+	if cfg.AuthStrategy == "keystone" {
+		ko := cfg.Keystone.Options()
+		ko.Logger = log
+		if ks, err = server.NewKeystone(ko); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := server.New(server.Options{
 		Engine:       d.router,
 		Pools:        d.router,
@@ -158,6 +166,7 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		Limits:       cfg.Limits,
 		SharedSecret: cfg.SignedURLSecret,
 		Registry:     reg,
+		Keystone:     ks,
 	})
 	if err != nil {
 		return nil, err
