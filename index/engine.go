@@ -283,16 +283,17 @@ func (e *Engine) acquire(ctx context.Context, ref QueueRef) (*queue, error) {
 			e.queues[ref] = q
 			q.refs++
 			e.mu.Unlock()
-			q.loadErr = q.load(ctx)
+			err := q.load(ctx)
+			q.mu.Lock()
+			q.phase = phaseServing
+			if err != nil {
+				q.phase = phaseLoadFailed
+			}
+			q.mu.Unlock()
 			q.lastUsed = e.now()
-			err := q.loadErr
 			close(q.ready)
 			if err != nil {
-				e.mu.Lock()
-				if e.queues[ref] == q {
-					delete(e.queues, ref)
-				}
-				e.mu.Unlock()
+				e.forget(q)
 				e.release(q)
 				return nil, err
 			}
@@ -306,24 +307,23 @@ func (e *Engine) acquire(ctx context.Context, ref QueueRef) (*queue, error) {
 			e.release(q)
 			return nil, ctx.Err()
 		}
-		if q.loadErr != nil {
-			e.release(q)
-			continue // the loader gave up; try loading again ourselves
+		if q.currentPhase() == phaseServing {
+			return q, nil
 		}
-		q.mu.Lock()
-		gone := q.gone
-		q.mu.Unlock()
-		if gone {
-			e.release(q)
-			e.mu.Lock()
-			if e.queues[ref] == q {
-				delete(e.queues, ref)
-			}
-			e.mu.Unlock()
-			continue
-		}
-		return q, nil
+		// Failed to load, stale or moved: drop it and look again (a moved
+		// queue is in e.moved by now).
+		e.release(q)
+		e.forget(q)
 	}
+}
+
+// forget drops q from the map unless another queue took its place.
+func (e *Engine) forget(q *queue) {
+	e.mu.Lock()
+	if e.queues[q.ref] == q {
+		delete(e.queues, q.ref)
+	}
+	e.mu.Unlock()
 }
 
 func (e *Engine) release(q *queue) {
@@ -335,7 +335,7 @@ func (e *Engine) release(q *queue) {
 		// next request; one that does not exist is not kept, so requests
 		// for random names cannot fill memory. Lock order: e.mu, then q.mu.
 		q.mu.Lock()
-		drop := q.gone || !q.exists && q.open == nil && !q.flushing
+		drop := !q.serving() || !q.exists && q.open == nil && !q.flushing
 		q.mu.Unlock()
 		if drop {
 			delete(e.queues, q.ref)
@@ -356,7 +356,7 @@ func (e *Engine) withQueue(ctx context.Context, ref QueueRef, f func(q *queue) e
 			return err
 		}
 		q.mu.Lock()
-		for q.frozen != nil && !q.gone {
+		for q.frozen != nil && q.serving() {
 			thaw := q.frozen
 			q.mu.Unlock()
 			select {
@@ -367,13 +367,13 @@ func (e *Engine) withQueue(ctx context.Context, ref QueueRef, f func(q *queue) e
 			}
 			q.mu.Lock()
 		}
-		if !q.gone {
+		if q.serving() {
 			err = f(q)
 			q.mu.Unlock()
 			e.release(q)
 			return err
 		}
-		moved := q.moved
+		moved := q.phase == phaseMoved
 		q.mu.Unlock()
 		e.release(q)
 		if moved {
@@ -408,16 +408,14 @@ func (e *Engine) Janitor() {
 	for _, q := range e.queues {
 		select {
 		case <-q.ready:
-			if q.loadErr == nil {
-				qs = append(qs, q)
-			}
+			qs = append(qs, q)
 		default:
 		}
 	}
 	e.mu.Unlock()
 	for _, q := range qs {
 		q.mu.Lock()
-		if q.st != nil && !q.gone {
+		if q.serving() {
 			q.st.sweep(now)
 			if q.open == nil && !q.flushing && q.logsSinceSnap > 0 &&
 				time.Duration(now-q.lastSnapAt) >= e.opts.SnapshotInterval {
@@ -468,7 +466,7 @@ func (e *Engine) Depth() (queues, messages int) {
 			continue
 		}
 		q.mu.Lock()
-		if q.exists && !q.gone && q.st != nil {
+		if q.serving() && q.exists {
 			queues++
 			messages += q.st.msgs.live
 		}

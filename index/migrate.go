@@ -60,7 +60,7 @@ func (e *Engine) Freeze(ctx context.Context, ref QueueRef) (*Frozen, error) {
 		return nil, err
 	}
 	q.mu.Lock()
-	if !q.exists || q.gone || q.frozen != nil {
+	if !q.exists || !q.serving() || q.frozen != nil {
 		busy := q.frozen != nil
 		q.mu.Unlock()
 		e.release(q)
@@ -124,7 +124,7 @@ func (f *Frozen) Commit(ctx context.Context) error {
 	e.moved[q.ref] = true
 	e.mu.Unlock()
 	q.mu.Lock()
-	q.gone, q.moved = true, true
+	q.leave(phaseMoved)
 	close(q.frozen)
 	q.frozen = nil
 	q.mu.Unlock()
@@ -169,8 +169,8 @@ func (e *Engine) Adopt(ctx context.Context, ref QueueRef, entry json.RawMessage)
 		select {
 		case <-q.ready:
 			q.mu.Lock()
-			if !q.exists {
-				q.gone = true
+			if !q.exists && q.serving() {
+				q.leave(phaseStale)
 			}
 			q.mu.Unlock()
 		default:

@@ -19,18 +19,15 @@ import (
 // commit that makes changes to the index durable. Fields below mu are
 // guarded by it; refs and lastUsed by the engine's mu.
 type queue struct {
-	e     *Engine
-	ref   QueueRef
-	ready chan struct{} // closed when load is done
-	// loadErr is set before ready is closed.
-	loadErr  error
+	e        *Engine
+	ref      QueueRef
+	ready    chan struct{} // closed when load is done
 	refs     int
 	lastUsed int64
 
 	mu        sync.Mutex
 	exists    bool
-	gone      bool          // deleted, fenced or failed: the next request reloads
-	moved     bool          // gone because it was migrated to another pool
+	phase     phase         // see phase.go
 	frozen    chan struct{} // non-nil while a migration holds the queue; closed to thaw
 	entry     catalogEntry
 	settings  Settings
@@ -394,7 +391,7 @@ func (q *queue) writeLog(ctx context.Context, container string, b *batch) error 
 	return err
 }
 
-// failLocked fails b and every batch behind it, and marks the queue gone
+// failLocked fails b and every batch behind it, and marks the queue stale
 // so that the engine drops it from memory: the index holds changes the
 // store does not, so the next request reloads the truth from the store.
 // The message sequence numbers handed out to the failed batches are burned:
@@ -410,7 +407,7 @@ func (q *queue) failLocked(err error, b *batch) {
 	}
 	q.pending, q.open, q.inflight = nil, nil, nil
 	q.flushing = false
-	q.gone = true // the engine drops it; see Engine.release
+	q.leave(phaseStale) // the engine drops it; see Engine.release
 	q.e.burned.raise(q.ref, q.st.nextSeq)
 }
 
@@ -438,7 +435,7 @@ func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64,
 // names a snapshot older than the one collection keeps. Callers hold mu,
 // which orders this write with SetMetadata's.
 func (q *queue) recordSnapshotLocked(ctx context.Context, seq uint64) bool {
-	if q.gone || !q.exists || q.frozen != nil {
+	if !q.serving() || !q.exists || q.frozen != nil {
 		return false
 	}
 	ent := q.entry
@@ -464,7 +461,7 @@ func (q *queue) recordSnapshotLocked(ctx context.Context, seq uint64) bool {
 func (q *queue) collect(ctx context.Context, container string) {
 	e := q.e
 	q.mu.Lock()
-	if len(q.snaps) < 2 || q.gone {
+	if len(q.snaps) < 2 || !q.serving() {
 		q.mu.Unlock()
 		return
 	}
@@ -545,7 +542,7 @@ func (q *queue) move(seq uint64) {
 	q.mu.Lock()
 	m := q.st.msgs.find(seq)
 	tgt, ok := q.st.moving[seq]
-	if m == nil || !ok || q.gone {
+	if m == nil || !ok || !q.serving() {
 		q.mu.Unlock()
 		return
 	}
@@ -566,7 +563,7 @@ func (q *queue) move(seq uint64) {
 		q.mu.Lock()
 		// A frozen queue is being migrated: the moving record travels with
 		// its logs, and the queue's new pool finishes the move.
-		if m := q.st.msgs.find(seq); m != nil && !q.gone && q.frozen == nil {
+		if m := q.st.msgs.find(seq); m != nil && q.serving() && q.frozen == nil {
 			q.st.removeMsg(m)
 			b := q.batchFor()
 			b.w.delete([]uint64{seq})

@@ -167,7 +167,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 			return err
 		}
 		container = q.container
-		q.gone = true
+		q.leave(phaseStale)
 		return nil
 	})
 	if err == nil && container != "" {
