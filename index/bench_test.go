@@ -62,7 +62,7 @@ func BenchmarkRequestsPerMessage(b *testing.B) {
 			}
 			before := total(mem)
 			parallel(b, conc, func() error {
-				_, err := e.Post(context.Background(), ref, "c", []NewMessage{{Body: body1K}})
+				_, err := e.Post(context.Background(), ref, "c", []NewMessage{{Body: body1K, TTL: 3600}})
 				return err
 			})
 			b.ReportMetric(float64(total(mem)-before)/float64(b.N), "requests/msg")
@@ -73,7 +73,7 @@ func BenchmarkRequestsPerMessage(b *testing.B) {
 			ref := QueueRef{Project: "bench", Name: "q"}
 			batch := make([]NewMessage, 100)
 			for i := range batch {
-				batch[i] = NewMessage{Body: body1K}
+				batch[i] = NewMessage{Body: body1K, TTL: 3600}
 			}
 			for n := 0; n < b.N; n += len(batch) {
 				if _, err := e.Post(context.Background(), ref, "c", batch); err != nil {

@@ -31,6 +31,9 @@ var (
 	ErrMessageClaimed      = errors.New("message is claimed; it cannot be deleted without a valid claim ID")
 	ErrMessageNotClaimed   = errors.New("a claim was specified, but the message is not currently claimed")
 	ErrMessageNotClaimedBy = errors.New("message is claimed by another claim")
+	// ErrInvalidMessage: a message to post without a valid TTL or delay
+	// (the HTTP layer resolves defaults and limits before posting).
+	ErrInvalidMessage = errors.New("invalid message")
 	// ErrFenced: another writer wrote this queue's next log object; this
 	// node stopped writing the queue and reloads it on the next request.
 	ErrFenced = errors.New("another writer took over the queue")

@@ -3,22 +3,18 @@ package index
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
-// NewMessage is a message to post.
+// NewMessage is a message to post. Its TTL and delay are as the message
+// will have them: the caller (the HTTP layer) applies the queue's and the
+// server's defaults and limits, in one place.
 type NewMessage struct {
-	Body json.RawMessage
-	// TTL in seconds; 0 takes the queue's _default_message_ttl, or
-	// DefaultTTL when the queue has none.
-	TTL int64
-	// Delay in seconds; negative takes the queue's _default_message_delay.
-	Delay int64
+	Body  json.RawMessage
+	TTL   int64 // seconds, at least 1
+	Delay int64 // seconds, at least 0
 }
-
-// DefaultTTL is the message TTL when neither the message nor its queue
-// sets one (Zaqar's default_message_ttl).
-const DefaultTTL = 3600
 
 // Message is a message as the API returns it.
 type Message struct {
@@ -83,6 +79,11 @@ func (e *Engine) PostMoved(ctx context.Context, ref QueueRef, clientID string, m
 }
 
 func (e *Engine) post(ctx context.Context, ref QueueRef, clientID string, msgs []NewMessage, origin string) ([]string, error) {
+	for _, m := range msgs {
+		if m.TTL < 1 || m.Delay < 0 {
+			return nil, fmt.Errorf("%w: a message needs a TTL of at least 1 s and a delay of at least 0 (got %d, %d)", ErrInvalidMessage, m.TTL, m.Delay)
+		}
+	}
 	var ids []string
 	err := e.withQueue(ctx, ref, func(q *queue) error {
 		if !q.exists {
@@ -99,18 +100,7 @@ func (e *Engine) post(ctx context.Context, ref QueueRef, clientID string, msgs [
 		now := e.now()
 		b := q.batchFor()
 		for _, nm := range msgs {
-			ttl := nm.TTL
-			if ttl <= 0 {
-				ttl = q.settings.DefaultTTL
-			}
-			if ttl <= 0 {
-				ttl = DefaultTTL
-			}
-			delay := nm.Delay
-			if delay < 0 {
-				delay = q.settings.DefaultDelay
-			}
-			r := &postRec{Seq: q.st.nextSeq, Created: now, TTL: ttl, Delay: max(delay, 0), Client: clientID, Origin: origin, Body: nm.Body}
+			r := &postRec{Seq: q.st.nextSeq, Created: now, TTL: nm.TTL, Delay: nm.Delay, Client: clientID, Origin: origin, Body: nm.Body}
 			off := b.w.post(r)
 			q.st.applyPost(r, b.seq, off)
 			b.maxMsgSeq = r.Seq

@@ -13,7 +13,7 @@ import (
 // Settings are the reserved keys of a queue's metadata that the engine acts
 // on. The HTTP layer validates them; the engine reads what is there.
 type Settings struct {
-	DefaultTTL      int64  // _default_message_ttl, seconds (0: the caller's default)
+	DefaultTTL      int64  // _default_message_ttl, seconds (0: the server's default)
 	DefaultDelay    int64  // _default_message_delay, seconds
 	MaxPostSize     int64  // _max_messages_post_size, bytes (0: the server's)
 	MaxClaimCount   int64  // _max_claim_count

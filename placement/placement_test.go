@@ -90,7 +90,7 @@ func TestPlacementFollowsRing(t *testing.T) {
 	r := w.router(a, b, c)
 	counts := map[string]int{}
 	for i := range 60 {
-		if _, err := r.Post(ctx, ref(i), "client", []index.NewMessage{{Body: json.RawMessage(`1`)}}); err != nil {
+		if _, err := r.Post(ctx, ref(i), "client", []index.NewMessage{{Body: json.RawMessage(`1`), TTL: 3600}}); err != nil {
 			t.Fatal(err)
 		}
 		p, err := r.lookup(ctx, ref(i))
@@ -224,7 +224,7 @@ func migrationUnderLoad(t *testing.T, w *world, pools []PoolSpec, added PoolSpec
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
 				q := ref((p + i) % queues)
-				ids, err := cur.Load().Post(ctx, q, fmt.Sprint("producer", p), []index.NewMessage{{Body: json.RawMessage(fmt.Sprintf(`{"p":%d,"i":%d}`, p, i))}})
+				ids, err := cur.Load().Post(ctx, q, fmt.Sprint("producer", p), []index.NewMessage{{Body: json.RawMessage(fmt.Sprintf(`{"p":%d,"i":%d}`, p, i)), TTL: 3600}})
 				if err == nil {
 					l.mu.Lock()
 					l.posted[q.Name+"/"+ids[0]] = true

@@ -87,6 +87,8 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	case errors.Is(err, index.ErrMessageClaimed), errors.Is(err, index.ErrMessageNotClaimedBy):
 		return &apiError{status: http.StatusForbidden, title: "Unable to delete",
 			description: "This message is claimed; it cannot be deleted without a valid claim ID."}
+	case errors.Is(err, index.ErrInvalidMessage):
+		return badAPI(err.Error())
 	case errors.Is(err, placement.ErrFlavorNotFound):
 		return badBody("The flavor named in _flavor does not exist.")
 	case errors.Is(err, index.ErrMessageNotClaimed):

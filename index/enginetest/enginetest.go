@@ -191,7 +191,7 @@ func Lifecycle(h *Harness) {
 		t.Fatalf("second CreateQueue = %v, %v; want false, nil", again, err)
 	}
 	ids := post(t, e, ref, "a", `{"n":1}`, `{"n":2}`, `[3]`, `"four"`)
-	if _, err := e.Post(ctx, ref, "a", []index.NewMessage{{Body: json.RawMessage(`{"n":5}`), Delay: 60}, {Body: json.RawMessage(`null`)}}); err != nil {
+	if _, err := e.Post(ctx, ref, "a", []index.NewMessage{{Body: json.RawMessage(`{"n":5}`), TTL: 3600, Delay: 60}, {Body: json.RawMessage(`null`), TTL: 3600}}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := e.Stats(ctx, ref)
