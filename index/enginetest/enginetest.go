@@ -149,9 +149,16 @@ func idle() { <-time.After(time.Millisecond) }
 
 func post(t *testing.T, e *index.Engine, ref index.QueueRef, client string, bodies ...string) []string {
 	t.Helper()
+	// The queue's default TTL, as the HTTP layer resolves it.
+	ttl := int64(3600)
+	if info, _, err := e.Queue(ctx, ref); err == nil {
+		if d := index.ParseSettings(info.Metadata).DefaultTTL; d > 0 {
+			ttl = d
+		}
+	}
 	msgs := make([]index.NewMessage, len(bodies))
 	for i, b := range bodies {
-		msgs[i] = index.NewMessage{Body: json.RawMessage(b)} // the queue's default TTL
+		msgs[i] = index.NewMessage{Body: json.RawMessage(b), TTL: ttl}
 	}
 	ids, err := e.Post(ctx, ref, client, msgs)
 	if err != nil {
