@@ -49,7 +49,8 @@ var errNotFound404 = &apiError{status: http.StatusNotFound, title: "404 Not Foun
 
 // Unavailable reports whether err is a fault of the store or of the moment
 // rather than of the request: the client should try again. Such errors are
-// 503 with Retry-After, never 500.
+// 503 with Retry-After, never 500. toAPIError answers drivers.ErrInvalid,
+// a fault of the request, with 400 before it asks.
 func Unavailable(err error) bool {
 	return drivers.KindOf(err) != nil ||
 		errors.Is(err, index.ErrFenced) ||
@@ -90,6 +91,12 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 		return badBody("The flavor named in _flavor does not exist.")
 	case errors.Is(err, index.ErrMessageNotClaimed):
 		return badRequest("Unable to delete", "A claim was specified, but the message is not currently claimed.")
+	case errors.Is(err, drivers.ErrInvalid):
+		// The store refused a name or value: retrying cannot help, so not
+		// a 503. The header rules should have caught it; the cause is kept
+		// for the log.
+		return &apiError{status: http.StatusBadRequest, title: wire.TitleInvalidAPI,
+			description: "The object store refused a name or value of this request as invalid.", cause: err}
 	case Unavailable(err):
 		what := "The request could not be completed."
 		if rq.rt != nil && rq.rt.fail != "" {

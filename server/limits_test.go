@@ -227,7 +227,7 @@ func TestErrorMapping(t *testing.T) {
 		{index.ErrQueueNotFound, 404, "Queue q does not exist for project p"},
 		{index.ErrFenced, 503, "Claim could not be queried. Please try again in a few seconds."},
 		{index.ErrClosed, 503, "Claim could not be queried. Please try again in a few seconds."},
-		{drivers.Errorf(drivers.ErrInvalid, "odd"), 503, "Claim could not be queried. Please try again in a few seconds."},
+		{drivers.Errorf(drivers.ErrInvalid, "odd"), 400, "The object store refused a name or value of this request as invalid."},
 		{drivers.Errorf(drivers.ErrNotFound, "lost"), 503, "Claim could not be queried. Please try again in a few seconds."},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), 503, "Claim could not be queried. Please try again in a few seconds."},
 		{index.ErrMessageNotClaimedBy, 403, "This message is claimed; it cannot be deleted without a valid claim ID."},
