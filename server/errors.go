@@ -111,6 +111,18 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	}
 }
 
+// maxLoggedPath bounds the path a log line shows: a message or claim id
+// segment is the client's text, up to the header limit (1 MB).
+const maxLoggedPath = 256
+
+// clip cuts s to at most n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
 // writeError writes e with Zaqar's headers (Falcon adds Vary: Accept to
 // error answers) and logs the cause of a 5xx with the request id.
 func (s *Server) writeError(w http.ResponseWriter, rq *request, e *apiError) {
@@ -120,7 +132,7 @@ func (s *Server) writeError(w http.ResponseWriter, rq *request, e *apiError) {
 			ev = s.log.Warn()
 		}
 		ev.Err(e.cause).Str("request_id", rq.id).Str("method", rq.r.Method).
-			Str("path", rq.r.URL.Path).Int("status", e.status).Msg("request failed")
+			Str("path", clip(rq.r.URL.Path, maxLoggedPath)).Int("status", e.status).Msg("request failed")
 	}
 	h := w.Header()
 	h.Set("Vary", "Accept")

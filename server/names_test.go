@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/memdriver"
 )
 
 // raw runs one request in process with exactly the header lines given
@@ -168,5 +171,20 @@ func TestDeadLetterQueueName(t *testing.T) {
 		header: map[string]string{"Content-Type": "application/openstack-messaging-v2.0-json-patch"}})
 	if r.status != 400 || !strings.Contains(string(r.body), "_dead_letter_queue must be a queue name.") {
 		t.Errorf("PATCH ../evil: %d %s", r.status, r.body)
+	}
+}
+
+// TestFailureLogBounded: the line a 5xx logs shows at most 256 bytes of
+// the path, whose id segments are the client's text.
+func TestFailureLogBounded(t *testing.T) {
+	var buf syncBuffer
+	mem := memdriver.New()
+	e := newEnv(t, envOpts{store: mem, server: func(o *Options) { o.Logger = zerolog.New(&buf) }})
+	mem.SetFault(func(memdriver.Op, string, string) error {
+		return drivers.Errorf(drivers.ErrUnavailable, "store down for the test")
+	})
+	e.must(req{method: "GET", path: "/v2/queues/q/messages/" + strings.Repeat("x", 200<<10)}, 503)
+	if n := len(buf.String()); n > 4096 || !strings.Contains(buf.String(), `"status":503`) {
+		t.Errorf("logged %d bytes for one failed request: %.300s", n, buf.String())
 	}
 }
