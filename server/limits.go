@@ -158,5 +158,7 @@ func (l Limits) Validate() error {
 	within("DefaultMessagesPerPage", int64(l.DefaultMessagesPerPage), 1, int64(l.MaxMessagesPerPage))
 	within("DefaultQueuesPerPage", int64(l.DefaultQueuesPerPage), 1, int64(l.MaxQueuesPerPage))
 	within("DefaultMessagesPerClaim", int64(l.DefaultMessagesPerClaim), 1, int64(l.MaxMessagesPerClaimOrPop))
+	// Beyond a century the seconds would overflow a time.Duration.
+	within("MaxSignedURLTTL", l.MaxSignedURLTTL, 1, 100*365*24*3600)
 	return errors.Join(errs...)
 }

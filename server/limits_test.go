@@ -126,6 +126,8 @@ func TestLimitsOptions(t *testing.T) {
 		{DefaultClaimTTL: 50000},
 		{MaxMessagesPerPage: 5},
 		{MaxSmallBody: -1},
+		{MaxMessagesPerPost: -1},
+		{MaxSignedURLTTL: 1 << 40},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v passed", bad)
