@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/server/wire"
 )
 
@@ -146,4 +147,44 @@ func TestShareExpiresBounds(t *testing.T) {
 	if !strings.Contains(string(r.body), "`methods` may name at most 8 methods") {
 		t.Errorf("nine methods: %s", r.body)
 	}
+}
+
+// FuzzParseExpires: any text either fails or gives an expiry strictly
+// ahead of now and at most the bound ahead, with a real UTC offset.
+func FuzzParseExpires(f *testing.F) {
+	for _, s := range []string{"2027-01-01T00:00:00", "2027-01-01T00:00:00-99:99", "9999-12-31T23:59:59Z",
+		"2027-01-01 00:00:00.123456+14:00", "0", "12345", "2027-02-30T00:00:00"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	const maxTTL = 365 * 24 * time.Hour
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseExpires(s, now, maxTTL)
+		if err != nil {
+			return
+		}
+		if !got.After(now) || got.Sub(now) > maxTTL {
+			t.Fatalf("%q: %v is outside (now, now+%v]", s, got, maxTTL)
+		}
+		if _, off := got.Zone(); off > 14*3600 || off < -14*3600 {
+			t.Fatalf("%q: offset %d s", s, off)
+		}
+	})
+}
+
+// FuzzCheckProject: an accepted project id is a key every store takes.
+func FuzzCheckProject(f *testing.F) {
+	for _, s := range []string{"demo", "caf\xe9", strings.Repeat("/", 253), ".", "a\x00b", strings.Repeat("%", 85)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if p == "" || checkProject(p, 256) != "" {
+			return
+		}
+		escaped := strings.NewReplacer("%", "%25", "/", "%2F").Replace(p)
+		key := "migrating/" + escaped + "/" + strings.Repeat("q", 64)
+		if err := drivers.ValidKey(key); err != nil || drivers.PathUnsafe(key) {
+			t.Fatalf("%q accepted, but key %q: %v (path-unsafe %v)", p, key, err, drivers.PathUnsafe(key))
+		}
+	})
 }
