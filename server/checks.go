@@ -2,17 +2,15 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/cistern-mq/cistern/server/wire"
 )
-
-var queueNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 
 // checkRequest applies Zaqar's before-hooks, in Zaqar's order, to a request
 // that matched a route: signed URL, form content type, Accept, Client-ID,
@@ -36,6 +34,14 @@ func (s *Server) checkRequest(rq *request, g *group) error {
 	if !strings.HasPrefix(r.URL.Path, "/v2/") {
 		return nil // GET /: no client or project needed
 	}
+	// A repeated Client-ID or X-Project-ID is refused rather than resolved
+	// to one of its values: a proxy that adds the project it authenticated
+	// must not be overridden by the one the client sent.
+	for _, h := range []string{"Client-ID", "X-Project-ID"} {
+		if len(r.Header[http.CanonicalHeaderKey(h)]) > 1 {
+			return badRequest("Invalid header value", fmt.Sprintf("The %q header was sent more than once.", h))
+		}
+	}
 	cid, ok := headerValue(r, "Client-Id")
 	if !ok {
 		return badRequest("Missing header value", `The "Client-ID" header is required.`)
@@ -53,11 +59,19 @@ func (s *Server) checkRequest(rq *request, g *group) error {
 	case !ok:
 		return badRequest("Project-Id Missing", "The header X-PROJECT-ID was missing")
 	}
-	rq.project = project
-	if q, ok := rq.vars["queue_name"]; ok {
-		if len(project) > s.lim.MaxProjectIDLength || len(q) > s.lim.MaxQueueNameLength || !queueNameRE.MatchString(q) {
-			return badRequest("Invalid queue identification", "The format of the submitted queue name or project id is not valid.")
+	q, queueRoute := rq.vars["queue_name"]
+	badQueue := badRequest("Invalid queue identification", "The format of the submitted queue name or project id is not valid.")
+	// The project is checked on every route, and before it is kept: the
+	// access log and error texts show only a project that passed.
+	if why := checkProject(project, s.lim.MaxProjectIDLength); why != "" {
+		if queueRoute {
+			return badQueue // Zaqar's answer on the routes where it checks
 		}
+		return badRequest("Invalid project identification", "The format of the submitted project id is not valid: "+why+".")
+	}
+	rq.project = project
+	if queueRoute && !validQueueName(q, s.lim.MaxQueueNameLength) {
+		return badQueue
 	}
 	return nil
 }

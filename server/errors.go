@@ -50,7 +50,8 @@ var errNotFound404 = &apiError{status: http.StatusNotFound, title: "404 Not Foun
 
 // Unavailable reports whether err is a fault of the store or of the moment
 // rather than of the request: the client should try again. Such errors are
-// 503 with Retry-After, never 500.
+// 503 with Retry-After, never 500. toAPIError answers drivers.ErrInvalid,
+// a fault of the request, with 400 before it asks.
 func Unavailable(err error) bool {
 	return drivers.KindOf(err) != nil ||
 		errors.Is(err, index.ErrFenced) ||
@@ -93,6 +94,12 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 		return badBody("The flavor named in _flavor does not exist.")
 	case errors.Is(err, index.ErrMessageNotClaimed):
 		return badRequest("Unable to delete", "A claim was specified, but the message is not currently claimed.")
+	case errors.Is(err, drivers.ErrInvalid):
+		// The store refused a name or value: retrying cannot help, so not
+		// a 503. The header rules should have caught it; the cause is kept
+		// for the log.
+		return &apiError{status: http.StatusBadRequest, title: wire.TitleInvalidAPI,
+			description: "The object store refused a name or value of this request as invalid.", cause: err}
 	case Unavailable(err):
 		what := "The request could not be completed."
 		if rq.rt != nil && rq.rt.fail != "" {
@@ -107,6 +114,18 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	}
 }
 
+// maxLoggedPath bounds the path a log line shows: a message or claim id
+// segment is the client's text, up to the header limit (1 MB).
+const maxLoggedPath = 256
+
+// clip cuts s to at most n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
 // writeError writes e with Zaqar's headers (Falcon adds Vary: Accept to
 // error answers) and logs the cause of a 5xx with the request id.
 func (s *Server) writeError(w http.ResponseWriter, rq *request, e *apiError) {
@@ -116,7 +135,7 @@ func (s *Server) writeError(w http.ResponseWriter, rq *request, e *apiError) {
 			ev = s.log.Warn()
 		}
 		ev.Err(e.cause).Str("request_id", rq.id).Str("method", rq.r.Method).
-			Str("path", rq.r.URL.Path).Int("status", e.status).Msg("request failed")
+			Str("path", clip(rq.r.URL.Path, maxLoggedPath)).Int("status", e.status).Msg("request failed")
 	}
 	h := w.Header()
 	h.Set("Vary", "Accept")

@@ -38,6 +38,14 @@ type Limits struct {
 	// purge, share, subscriptions): 64 KiB. Cistern never reads an
 	// unbounded body.
 	MaxSmallBody int64 `yaml:"max_small_body"`
+	// MaxMessagesPerPost bounds the messages of one POST /messages: 100.
+	// Zaqar bounds a post only by its bytes, and 256 KiB of tiny messages
+	// made a Location header of 596 KB that clients and proxies refuse
+	// after the messages were committed.
+	MaxMessagesPerPost int `yaml:"max_messages_per_post"`
+	// MaxSignedURLTTL bounds how far ahead a signed URL may expire, in
+	// seconds: 31536000 (365 days). Zaqar has no bound.
+	MaxSignedURLTTL int64 `yaml:"max_signed_url_ttl"`
 }
 
 // DefaultLimits returns Zaqar 15's defaults.
@@ -65,6 +73,8 @@ func DefaultLimits() Limits {
 		MaxQueueNameLength:       64,
 		MaxProjectIDLength:       256,
 		MaxSmallBody:             64 << 10,
+		MaxMessagesPerPost:       100,
+		MaxSignedURLTTL:          365 * 24 * 3600,
 	}
 }
 
@@ -103,6 +113,8 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxQueueNameLength, d.MaxQueueNameLength)
 	set(&l.MaxProjectIDLength, d.MaxProjectIDLength)
 	set64(&l.MaxSmallBody, d.MaxSmallBody)
+	set(&l.MaxMessagesPerPost, d.MaxMessagesPerPost)
+	set64(&l.MaxSignedURLTTL, d.MaxSignedURLTTL)
 	return l
 }
 
@@ -128,6 +140,7 @@ func (l Limits) Validate() error {
 		"DefaultMessagesPerPage": int64(l.DefaultMessagesPerPage), "DefaultQueuesPerPage": int64(l.DefaultQueuesPerPage),
 		"DefaultMessagesPerClaim": int64(l.DefaultMessagesPerClaim), "MaxQueueNameLength": int64(l.MaxQueueNameLength),
 		"MaxProjectIDLength": int64(l.MaxProjectIDLength), "MaxSmallBody": l.MaxSmallBody,
+		"MaxMessagesPerPost": int64(l.MaxMessagesPerPost), "MaxSignedURLTTL": l.MaxSignedURLTTL,
 	} {
 		pos(name, v)
 	}
@@ -145,5 +158,7 @@ func (l Limits) Validate() error {
 	within("DefaultMessagesPerPage", int64(l.DefaultMessagesPerPage), 1, int64(l.MaxMessagesPerPage))
 	within("DefaultQueuesPerPage", int64(l.DefaultQueuesPerPage), 1, int64(l.MaxQueuesPerPage))
 	within("DefaultMessagesPerClaim", int64(l.DefaultMessagesPerClaim), 1, int64(l.MaxMessagesPerClaimOrPop))
+	// Beyond a century the seconds would overflow a time.Duration.
+	within("MaxSignedURLTTL", l.MaxSignedURLTTL, 1, 100*365*24*3600)
 	return errors.Join(errs...)
 }

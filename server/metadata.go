@@ -111,8 +111,14 @@ func (s *Server) checkReserved(meta wire.Object) string {
 		// Cistern does not pretend to.
 		return "_enable_encrypt_messages is not supported by this server."
 	}
-	if raw, ok := meta.Get(wire.MetaDeadLetterQueue); ok && wire.Kind(raw) != 'n' && wire.Kind(raw) != '"' {
-		return "_dead_letter_queue must be a queue name."
+	// The dead-letter queue must be one the API can address: a queue
+	// name by the same rule as in a path, or "" (unset, as null). Zaqar
+	// checks nothing here.
+	if raw, ok := meta.Get(wire.MetaDeadLetterQueue); ok && wire.Kind(raw) != 'n' {
+		name, isStr := wire.String(raw)
+		if !isStr || name != "" && !validQueueName(name, s.lim.MaxQueueNameLength) {
+			return "_dead_letter_queue must be a queue name."
+		}
 	}
 	return checkRetryPolicy(meta)
 }

@@ -38,15 +38,24 @@ func signURL(key []byte, paths, methods []string, project string, expires time.T
 // isoRE is the subset of ISO 8601 that oslo's parse_isotime reads.
 var isoRE = regexp.MustCompile(`^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$`)
 
+// Bounds on a signed URL's expiry. Python reads any UTC offset up to a
+// day and any year up to 9999; Cistern takes real offsets only (UTC-12 to
+// UTC+14 exist, so at most 14 hours, minutes 0-59), and an expiry at most
+// Limits.MaxSignedURLTTL ahead, so that a leaked grant does not live for
+// centuries.
+const maxUTCOffset = 14 * time.Hour
+
 // parseExpires reads an expiry as Zaqar does: an integer is refused, the
-// rest must be ISO 8601 (UTC unless it says otherwise) and in the future.
-func parseExpires(s string, now time.Time) (time.Time, error) {
+// rest must be ISO 8601 (UTC unless it says otherwise) and in the future;
+// Cistern also wants it at most maxTTL ahead.
+func parseExpires(s string, now time.Time, maxTTL time.Duration) (time.Time, error) {
 	if n, ok := wire.ParsePyInt(s); ok && n != 0 {
 		return time.Time{}, fmt.Errorf("`expires` should be date format, for example 2016-01-01T00:00:00, not integer value: %d", n)
 	}
+	unparsable := fmt.Errorf("Unable to parse date string %s", wire.PyRepr(s))
 	m := isoRE.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
-		return time.Time{}, fmt.Errorf("Unable to parse date string %s", wire.PyRepr(s))
+		return time.Time{}, unparsable
 	}
 	atoi := func(x string) int { n, _ := strconv.Atoi(x); return n }
 	nsec := 0
@@ -57,26 +66,76 @@ func parseExpires(s string, now time.Time) (time.Time, error) {
 	loc := time.UTC
 	if z := m[8]; z != "" && z != "Z" && z != "z" {
 		digits := strings.ReplaceAll(z[1:], ":", "")
-		off := atoi(digits[:2]) * 3600
+		off := time.Duration(atoi(digits[:2])) * time.Hour
 		if len(digits) == 4 {
-			off += atoi(digits[2:]) * 60
+			if atoi(digits[2:]) > 59 {
+				return time.Time{}, unparsable
+			}
+			off += time.Duration(atoi(digits[2:])) * time.Minute
+		}
+		if off > maxUTCOffset {
+			return time.Time{}, unparsable
 		}
 		if z[0] == '-' {
 			off = -off
 		}
-		loc = time.FixedZone(z, off)
+		loc = time.FixedZone(z, int(off/time.Second))
 	}
 	t := time.Date(atoi(m[1]), time.Month(atoi(m[2])), atoi(m[3]), atoi(m[4]), atoi(m[5]), atoi(m[6]), nsec, loc)
 	if t.Month() != time.Month(atoi(m[2])) || t.Day() != atoi(m[3]) || atoi(m[4]) > 23 || atoi(m[5]) > 59 || atoi(m[6]) > 59 {
-		return time.Time{}, fmt.Errorf("Unable to parse date string %s", wire.PyRepr(s))
+		return time.Time{}, unparsable
 	}
 	if !t.After(now) {
 		return time.Time{}, errors.New("`expires` is lower than the current time")
 	}
+	if t.Sub(now) > maxTTL {
+		return time.Time{}, fmt.Errorf("`expires` may be at most %d seconds from now", int64(maxTTL/time.Second))
+	}
 	return t, nil
 }
 
-// shareQueue answers POST /v2/queues/{q}/share with a signed URL.
+// Bounds on a grant, the same for /share (a 400) and for the URL-*
+// headers (a 404), checked before the HMAC or anything else is computed.
+// A grant names at most the three resources /share offers, of one queue,
+// and a few methods; the headers of a real grant are far shorter.
+const (
+	maxSignedMethods      = 8
+	maxSignedMethodsBytes = 64
+	maxSignedExpiresBytes = 64
+	signatureHexLen       = 2 * sha256.Size
+)
+
+// errGrantTooLarge is why a grant is refused before any work.
+var errGrantTooLarge = errors.New("signed URL grant exceeds its bounds")
+
+// maxSignedPathLen is the longest path /share can grant:
+// /v2/queues/{longest name}/subscriptions.
+func (s *Server) maxSignedPathLen() int {
+	return len("/v2/queues/") + s.lim.MaxQueueNameLength + len("/subscriptions")
+}
+
+// checkGrantBounds bounds a grant's paths and methods.
+func (s *Server) checkGrantBounds(paths, methods []string) error {
+	if len(paths) > len(wire.SharePaths) || len(methods) > maxSignedMethods ||
+		len(strings.Join(methods, ",")) > maxSignedMethodsBytes {
+		return errGrantTooLarge
+	}
+	for _, p := range paths {
+		if len(p) > s.maxSignedPathLen() {
+			return errGrantTooLarge
+		}
+	}
+	return nil
+}
+
+// signedTTL is the longest life a signed URL may have.
+func (s *Server) signedTTL() time.Duration {
+	return time.Duration(s.lim.MaxSignedURLTTL) * time.Second
+}
+
+// shareQueue answers POST /v2/queues/{q}/share with a signed URL. Repeated
+// paths and methods are signed once (Zaqar signs them as given), so every
+// grant it makes passes checkGrantBounds.
 func (s *Server) shareQueue(rq *request) (reply, error) {
 	data, err := s.readSmallBody(rq)
 	if err != nil {
@@ -101,6 +160,10 @@ func (s *Server) shareQueue(rq *request) (reply, error) {
 	if len(methods) == 0 {
 		methods = []string{"GET"}
 	}
+	paths, methods = slices.Compact(slices.Sorted(slices.Values(paths))), slices.Compact(slices.Sorted(slices.Values(methods)))
+	if s.checkGrantBounds(paths, methods) != nil {
+		return reply{}, badAPI(fmt.Sprintf("`methods` may name at most %d methods of at most %d bytes in all", maxSignedMethods, maxSignedMethodsBytes))
+	}
 	now := s.now()
 	expires := now.Add(24 * time.Hour)
 	if req.Expires != nil {
@@ -118,7 +181,7 @@ func (s *Server) shareQueue(rq *request) (reply, error) {
 		default:
 			return reply{}, badAPI("`expires` should be date format, for example 2016-01-01T00:00:00")
 		}
-		if expires, err = parseExpires(text, now); err != nil {
+		if expires, err = parseExpires(text, now, s.signedTTL()); err != nil {
 			return reply{}, badAPI(err.Error())
 		}
 	}
@@ -126,41 +189,54 @@ func (s *Server) shareQueue(rq *request) (reply, error) {
 }
 
 // verifySignedURL checks a request's URL-Signature, URL-Expires,
-// URL-Methods and URL-Paths headers as Zaqar's verify_pre_signed_url does:
-// the method must be listed, some non-empty path pattern must match the
-// request path (patterns are regular expressions, searched), the expiry
-// must lie ahead and the signature must match. Any failure is a 404.
+// URL-Methods and URL-Paths headers; any failure is a 404, as in Zaqar's
+// verify_pre_signed_url. Unlike Zaqar it bounds the headers first, checks
+// the HMAC (in constant time) before it looks at what the grant says, and
+// takes the signed paths as literal paths, never as patterns: a path
+// grants itself and what lies under it (".../messages" grants
+// ".../messages/{id}", which Zaqar's unanchored search allows too), so a
+// grant for queue "a.b" cannot open "a-b" and no client text is ever
+// compiled.
 func (s *Server) verifySignedURL(rq *request) bool {
 	r := rq.r
 	if s.secret == nil {
 		return false
 	}
-	methods := strings.Split(r.Header.Get("URL-Methods"), ",")
-	paths := strings.Split(r.Header.Get("URL-Paths"), ",")
-	if !slices.Contains(methods, r.Method) {
-		return false
-	}
-	matched := false
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if re, err := regexp.Compile(p); err == nil && re.MatchString(r.URL.Path) {
-			matched = true
-			break
-		}
-	}
-	if !matched {
-		return false
-	}
-	expires, err := parseExpires(r.Header.Get("URL-Expires"), s.now())
-	if err != nil {
-		return false
-	}
+	sig := r.Header.Get("URL-Signature")
+	rawMethods, rawPaths, rawExpires := r.Header.Get("URL-Methods"), r.Header.Get("URL-Paths"), r.Header.Get("URL-Expires")
 	project, ok := headerValue(r, "X-Project-Id")
 	if !ok {
 		project = "None" // Python renders a missing project so
 	}
+	// Bounds first, on the raw headers, so that nothing below ever sees
+	// more than a few hundred bytes.
+	if len(sig) != signatureHexLen || len(rawExpires) > maxSignedExpiresBytes || len(project) > s.lim.MaxProjectIDLength ||
+		len(rawMethods) > maxSignedMethodsBytes || len(rawPaths) > len(wire.SharePaths)*(s.maxSignedPathLen()+1) {
+		return false
+	}
+	methods, paths := strings.Split(rawMethods, ","), strings.Split(rawPaths, ",")
+	if s.checkGrantBounds(paths, methods) != nil {
+		return false
+	}
+	now := s.now()
+	expires, err := parseExpires(rawExpires, now, s.signedTTL())
+	if err != nil {
+		return false
+	}
 	want := signURL(s.secret, paths, methods, project, expires)
-	return hmac.Equal([]byte(r.Header.Get("URL-Signature")), []byte(want.Signature))
+	if !hmac.Equal([]byte(sig), []byte(want.Signature)) {
+		return false
+	}
+	return slices.Contains(methods, r.Method) && grantsPath(paths, r.URL.Path)
+}
+
+// grantsPath reports whether one of the signed paths is path or a parent
+// of it.
+func grantsPath(paths []string, path string) bool {
+	for _, p := range paths {
+		if p != "" && (path == p || strings.HasPrefix(path, p+"/")) {
+			return true
+		}
+	}
+	return false
 }
