@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cistern-mq/cistern/drivers"
 )
@@ -33,7 +34,7 @@ func (s *Store) List(ctx context.Context, container string, opts *drivers.ListOp
 		start = filepath.Join(base, filepath.FromSlash(dirs))
 		known = o.Prefix[:decodedLen(dirs)]
 	}
-	l := lister{ctx: ctx, prefix: o.Prefix, marker: o.Marker, limit: o.Limit}
+	l := lister{ctx: ctx, read: &s.namesRead, prefix: o.Prefix, marker: o.Marker, limit: o.Limit}
 	if err := l.walk(start, known); err != nil {
 		if ctxErr := drivers.CtxErr(ctx, "fs list"); ctxErr != nil {
 			return drivers.Page{}, ctxErr
@@ -78,6 +79,7 @@ type found struct{ key, path string }
 // marker.
 type lister struct {
 	ctx            context.Context
+	read           *atomic.Int64
 	prefix, marker string
 	limit          int
 	found          []found
@@ -117,6 +119,7 @@ func (l *lister) walk(dir, base string) error {
 	if err != nil {
 		return err
 	}
+	l.read.Add(int64(len(names)))
 	ents := make([]entry, 0, len(names))
 	for _, n := range names {
 		if piece, kind, ok := decodeName(n); ok {
