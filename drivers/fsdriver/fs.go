@@ -38,6 +38,7 @@ type Store struct {
 	// namesRead counts the directory entries listings read, so that tests
 	// can tell what a listing costs without timing it.
 	namesRead atomic.Int64
+	cache     *dirCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,7 +79,7 @@ func New(dir string) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &Store{root: abs, data: filepath.Join(abs, containersDir), tmp: filepath.Join(abs, tmpDir), lock: lock}, nil
+	return &Store{root: abs, data: filepath.Join(abs, containersDir), tmp: filepath.Join(abs, tmpDir), lock: lock, cache: newDirCache()}, nil
 }
 
 // Root returns the data directory.
@@ -147,6 +148,9 @@ func (s *Store) Put(ctx context.Context, container, key string, data []byte, opt
 		}
 		if errors.Is(err, fs.ErrNotExist) && parent != dir && attempt < 5 {
 			continue
+		}
+		if err == nil {
+			s.cache.invalidatePath(dir, parent)
 		}
 		if err != nil {
 			if createOnly && errors.Is(err, fs.ErrExist) {
@@ -305,6 +309,11 @@ func (s *Store) DeleteKeys(ctx context.Context, container string, keys []string)
 	}
 	base := s.dir(container)
 	dirs := map[string]bool{}
+	defer func() {
+		for d := range dirs {
+			s.cache.invalidatePath(base, d)
+		}
+	}()
 	for _, k := range keys {
 		p := s.path(container, k)
 		err := os.Remove(p)
@@ -361,6 +370,7 @@ func (s *Store) DeleteContainer(ctx context.Context, container string) error {
 		return drivers.Errorf(drivers.ErrPreconditionFailed, "fs delete container %s: not empty", container)
 	}
 	// Only empty directories (and stray files) remain.
+	defer s.cache.invalidateTree(s.dir(container))
 	if err := os.RemoveAll(s.dir(container)); err != nil {
 		return mapErr(err, "fs delete container %s", container)
 	}

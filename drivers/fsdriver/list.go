@@ -34,7 +34,7 @@ func (s *Store) List(ctx context.Context, container string, opts *drivers.ListOp
 		start = filepath.Join(base, filepath.FromSlash(dirs))
 		known = o.Prefix[:decodedLen(dirs)]
 	}
-	l := lister{ctx: ctx, read: &s.namesRead, prefix: o.Prefix, marker: o.Marker, limit: o.Limit}
+	l := lister{ctx: ctx, read: &s.namesRead, cache: s.cache, prefix: o.Prefix, marker: o.Marker, limit: o.Limit}
 	if err := l.walk(start, known); err != nil {
 		if ctxErr := drivers.CtxErr(ctx, "fs list"); ctxErr != nil {
 			return drivers.Page{}, ctxErr
@@ -80,6 +80,7 @@ type found struct{ key, path string }
 type lister struct {
 	ctx            context.Context
 	read           *atomic.Int64
+	cache          *dirCache
 	prefix, marker string
 	limit          int
 	found          []found
@@ -102,22 +103,16 @@ func (e entry) start(base string) string {
 
 func (l *lister) full() bool { return len(l.found) > l.limit }
 
-// walk lists the directory dir, whose keys all start with base.
-func (l *lister) walk(dir, base string) error {
-	if err := l.ctx.Err(); err != nil {
-		return err
-	}
+// readEntries reads and sorts the names of dir.
+func (l *lister) readEntries(dir string) ([]entry, error) {
 	f, err := os.Open(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // no key under it, or removed while we walked
-	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l.read.Add(int64(len(names)))
 	ents := make([]entry, 0, len(names))
@@ -130,13 +125,30 @@ func (l *lister) walk(dir, base string) error {
 	// '~' directory's keys all start with piece + "/": ordering entries by
 	// their start is byte order of the keys (keys.go says why they never
 	// interleave).
-	slices.SortFunc(ents, func(a, b entry) int {
-		if c := strings.Compare(a.start(""), b.start("")); c != 0 {
-			return c
-		}
-		return int(a.kind) - int(b.kind)
-	})
-	for _, e := range ents {
+	slices.SortFunc(ents, compareEntries)
+	return ents, nil
+}
+
+func compareEntries(a, b entry) int {
+	if c := strings.Compare(a.start(""), b.start("")); c != 0 {
+		return c
+	}
+	return int(a.kind) - int(b.kind)
+}
+
+// walk lists the directory dir, whose keys all start with base.
+func (l *lister) walk(dir, base string) error {
+	if err := l.ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := l.cache.get(dir, func() ([]entry, error) { return l.readEntries(dir) })
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no key under it, or removed while we walked
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range l.after(ents, base) {
 		if l.full() {
 			return nil
 		}
@@ -163,4 +175,35 @@ func (l *lister) walk(dir, base string) error {
 		}
 	}
 	return nil
+}
+
+// after returns the entries of a directory (whose keys start with base)
+// that can hold keys after the marker, by binary search: those that start
+// after it, and before them the one directory whose keys the marker may
+// be among (at most one directory's start is a prefix of a key: keys.go).
+func (l *lister) after(ents []entry, base string) []entry {
+	rel, ok := strings.CutPrefix(l.marker, base)
+	if !ok {
+		return ents // the marker is before base (walk skips dirs after it)
+	}
+	// Entries that start at the marker count: a directory there holds
+	// only keys after it.
+	i, _ := slices.BinarySearchFunc(ents, rel, func(e entry, rel string) int {
+		if e.start("") >= rel {
+			return 1
+		}
+		return -1
+	})
+	dirs, _ := keyPieces(rel)
+	if dirs == "" {
+		return ents[i:]
+	}
+	first, _, _ := strings.Cut(dirs, "/")
+	piece, kind, _ := decodeName(first)
+	j, found := slices.BinarySearchFunc(ents, entry{piece: piece, kind: kind}, compareEntries)
+	if !found || j >= i {
+		return ents[i:]
+	}
+	out := make([]entry, 0, len(ents)-i+1)
+	return append(append(out, ents[j]), ents[i:]...)
 }
