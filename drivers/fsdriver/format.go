@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cistern-mq/cistern/drivers"
@@ -30,6 +31,10 @@ const (
 	containersDir = "containers@2"
 	tmpDir        = "tmp@2"
 	convertDir    = ".cistern-convert" // the conversion's work area
+
+	// controlContainer is the container every Cistern engine makes
+	// (index's catalog); a format-1 folder without it is not Cistern's.
+	controlContainer = "cistern-control"
 )
 
 // errLocked is what lockFile returns when another open holds the lock.
@@ -75,6 +80,13 @@ func upgrade(root string) error {
 		return mapErr(err, "fs: read %s", root)
 	}
 	if _, err := os.Stat(filepath.Join(root, containersDir)); errors.Is(err, fs.ErrNotExist) {
+		// Cistern always makes its control container: a folder of other
+		// directories is not ours to convert (and then remove).
+		if len(old) > 0 && !slices.Contains(old, controlContainer) {
+			return drivers.Errorf(drivers.ErrInvalid,
+				"fs: data directory %s holds directories but no cistern data (neither %s nor %s): give cistern a new or empty directory",
+				root, formatName, controlContainer)
+		}
 		if err := os.RemoveAll(filepath.Join(root, convertDir)); err != nil {
 			return mapErr(err, "fs: remove an interrupted conversion")
 		}
@@ -87,6 +99,10 @@ func upgrade(root string) error {
 		return mapErr(err, "fs: stat %s", containersDir)
 	}
 	for _, name := range old {
+		// Only what was converted: a directory made since is not removed.
+		if _, err := os.Stat(filepath.Join(root, containersDir, containerName(name))); err != nil {
+			continue
+		}
 		if err := os.RemoveAll(filepath.Join(root, name)); err != nil {
 			return mapErr(err, "fs: remove converted directory %s", name)
 		}

@@ -357,3 +357,27 @@ func TestListReadsOnlyThePrefix(t *testing.T) {
 		t.Errorf("a page of a 3-key prefix read %d directory entries, want at most 10", n)
 	}
 }
+
+// A folder of someone else's directories is refused, and left alone, not
+// converted (which would remove them).
+func TestOpenRefusesForeignFolder(t *testing.T) {
+	root := t.TempDir()
+	notes := filepath.Join(root, "Documents", "notes")
+	if err := os.MkdirAll(filepath.Dir(notes), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notes, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(root)
+	if err == nil {
+		s.Close()
+		t.Fatal("New of a folder of other directories succeeded")
+	}
+	if !errors.Is(err, drivers.ErrInvalid) || !strings.Contains(err.Error(), "no cistern data") {
+		t.Errorf("New: %v; want ErrInvalid saying it holds no cistern data", err)
+	}
+	if b, err := os.ReadFile(notes); err != nil || string(b) != "mine" {
+		t.Errorf("the folder's file after New: %q, %v", b, err)
+	}
+}
