@@ -61,9 +61,9 @@ func TestListLargeDirectoriesAgainstModel(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("step %d, limit %d: listed %d keys, want %d\n got %.300q\nwant %.300q", step, limit, len(got), len(want), got, want)
 		}
-		// Markers that are not keys: one from inside the listing, and one
-		// that is exactly where a chunk directory starts.
-		markers := []string{"p/" + long[:chunkLen/3]}
+		// Markers that are not keys: one from inside the listing, one that
+		// is exactly where a chunk directory starts, some outside the prefix.
+		markers := []string{"p/" + long[:chunkLen/3], "a", "p", "p0", "q"}
 		if len(want) > 0 {
 			markers = append(markers, want[rng.IntN(len(want))]+"\x01")
 		}

@@ -184,7 +184,10 @@ func (l *lister) walk(dir, base string) error {
 func (l *lister) after(ents []entry, base string) []entry {
 	rel, ok := strings.CutPrefix(l.marker, base)
 	if !ok {
-		return ents // the marker is before base (walk skips dirs after it)
+		if l.marker > base {
+			return nil // every key here is before the marker
+		}
+		return ents
 	}
 	// Entries that start at the marker count: a directory there holds
 	// only keys after it.
