@@ -223,11 +223,19 @@ func (e *Engine) HasQueues(ctx context.Context) (bool, error) {
 	return len(p.Objects) > 0 || p.Next != "", nil
 }
 
-// Ping checks that the store answers.
+// Ping checks that the store answers, at the cost of one small request
+// whatever the store holds: a head of a key that is never written (a
+// listing would grow with the catalog).
 func (e *Engine) Ping(ctx context.Context) error {
-	_, err := e.store.List(ctx, controlContainer, &drivers.ListOptions{Prefix: catalogPrefix, Limit: 1})
+	_, err := e.store.Head(ctx, controlContainer, pingKey)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return nil
+	}
 	return err
 }
+
+// pingKey is the key Ping heads; nothing is stored under it.
+const pingKey = "ping"
 
 func unescapeProject(s string) (string, error) {
 	if s == "%" {

@@ -155,7 +155,10 @@ func (s *Server) scanQueues(rq *request, marker string, limit int, detailed bool
 		return s.eng.ListQueues(rq.ctx(), rq.project, marker, limit, detailed)
 	}
 	var out []index.QueueInfo
-	page := max(limit, 100)
+	// Large pages: each listing may cost a read of the project's whole
+	// catalog directory (fs), so a scan costs about ceil(n/scanPage) of
+	// them for a project of n queues.
+	page := max(limit, scanPage)
 	for len(out) < limit {
 		qs, err := s.eng.ListQueues(rq.ctx(), rq.project, marker, page, detailed || len(filters) > 0)
 		if err != nil {
@@ -188,12 +191,15 @@ func (s *Server) scanQueues(rq *request, marker string, limit int, detailed bool
 	return out, nil
 }
 
-// countQueues counts a project's queues by reading the whole catalog
-// listing; the engine keeps no count.
+// scanPage is how many queues a filter or count reads per listing.
+const scanPage = 1000
+
+// countQueues counts a project's queues by reading the project's whole
+// catalog listing (never other projects'); the engine keeps no count.
 func (s *Server) countQueues(rq *request) (int, error) {
 	n, marker := 0, ""
 	for {
-		qs, err := s.eng.ListQueues(rq.ctx(), rq.project, marker, 1000, false)
+		qs, err := s.eng.ListQueues(rq.ctx(), rq.project, marker, scanPage, false)
 		if err != nil {
 			return 0, err
 		}

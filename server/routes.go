@@ -83,12 +83,21 @@ func (s *Server) getHome(rq *request) (reply, error) {
 	}, nil
 }
 
-// probeStore makes one cheap store request (a one-key listing of the
-// catalog) to tell whether the store answers. The engine has no ping of its
-// own yet.
+// pinger is what the engine (and the placement router) offer to tell
+// whether their stores answer at a constant cost.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// probeStore tells whether the store answers, with the engine's Ping (one
+// head of a fixed key per store), never a listing, whose cost grows with
+// the catalog; an engine without Ping is asked for a one-queue listing.
 func (s *Server) probeStore(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if p, ok := s.eng.(pinger); ok {
+		return p.Ping(ctx)
+	}
 	_, err := s.eng.ListQueues(ctx, "", "", 1, false) // no real project is ""
 	return err
 }

@@ -2,7 +2,10 @@
 // directory per container. A put is durable before it returns (temporary
 // file, fsync, rename or link, fsync of the directory), and a create-only
 // put is atomic (link(2) fails if the name exists; nothing is checked before
-// writing).
+// writing). Keys are laid out as directories per '/' so that a listing
+// reads only what its prefix and page need, with names that stay distinct
+// on case-insensitive file systems. One process at a time may open a
+// folder (an flock(2) on a lock file).
 package fsdriver
 
 import (
@@ -16,17 +19,35 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cistern-mq/cistern/drivers"
 )
 
-// Store keeps containers as directories under Root.
+// Store keeps containers as directories under its data folder (format.go
+// says how the folder is laid out, keys.go how keys become paths). One
+// process at a time has a folder open: New takes an exclusive lock on it,
+// and Close releases it.
 type Store struct {
-	root string
+	root string // the data folder
+	data string // the directory holding the containers
+	tmp  string // temporary files of puts under way
+	lock *os.File
+	// namesRead counts the directory entries listings read, so that tests
+	// can tell what a listing costs without timing it.
+	namesRead atomic.Int64
+	cache     *dirCache
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// New opens (creating it if needed) the store rooted at dir.
+// New opens (creating it if needed) the store rooted at dir. It fails with
+// ErrPreconditionFailed when another open Store, in this process or
+// another, has the folder. A folder of an older format is converted first
+// (format.go).
 func New(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, drivers.Errorf(drivers.ErrInvalid, "fs: no data directory given")
@@ -41,16 +62,33 @@ func New(dir string) (*Store, error) {
 	if err := syncDir(filepath.Dir(abs)); err != nil {
 		return nil, mapErr(err, "fs: sync parent of %s", abs)
 	}
-	return &Store{root: abs}, nil
+	lockPath := filepath.Join(abs, lockName)
+	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, mapErr(err, "fs: open lock file %s", lockPath)
+	}
+	if err := lockFile(lock); err != nil {
+		lock.Close()
+		if errors.Is(err, errLocked) {
+			return nil, drivers.Wrap(drivers.ErrPreconditionFailed, err,
+				"fs: data directory %s is in use by another cistern (it holds the lock on %s): stop it first, or give this one another directory", abs, lockPath)
+		}
+		return nil, mapErr(err, "fs: lock %s", lockPath)
+	}
+	if err := prepare(abs); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Store{root: abs, data: filepath.Join(abs, containersDir), tmp: filepath.Join(abs, tmpDir), lock: lock, cache: newDirCache()}, nil
 }
 
 // Root returns the data directory.
 func (s *Store) Root() string { return s.root }
 
-func (s *Store) dir(container string) string { return filepath.Join(s.root, container) }
+func (s *Store) dir(container string) string { return filepath.Join(s.data, containerName(container)) }
 
 func (s *Store) path(container, key string) string {
-	return filepath.Join(s.root, container, encodeKey(key))
+	return filepath.Join(s.dir(container), keyPath(key))
 }
 
 func check(ctx context.Context, op, container, key string, checkKey bool) error {
@@ -87,7 +125,7 @@ func (s *Store) Put(ctx context.Context, container, key string, data []byte, opt
 		return err
 	}
 	dir := s.dir(container)
-	tmp, err := writeTemp(dir, data)
+	tmp, err := writeTemp(s.tmp, data)
 	if err != nil {
 		return mapErr(err, "fs put %s/%.64s", container, key)
 	}
@@ -110,6 +148,9 @@ func (s *Store) Put(ctx context.Context, container, key string, data []byte, opt
 		}
 		if errors.Is(err, fs.ErrNotExist) && parent != dir && attempt < 5 {
 			continue
+		}
+		if err == nil {
+			s.cache.invalidatePath(dir, parent)
 		}
 		if err != nil {
 			if createOnly && errors.Is(err, fs.ErrExist) {
@@ -268,6 +309,11 @@ func (s *Store) DeleteKeys(ctx context.Context, container string, keys []string)
 	}
 	base := s.dir(container)
 	dirs := map[string]bool{}
+	defer func() {
+		for d := range dirs {
+			s.cache.invalidatePath(base, d)
+		}
+	}()
 	for _, k := range keys {
 		p := s.path(container, k)
 		err := os.Remove(p)
@@ -290,66 +336,6 @@ func (s *Store) DeleteKeys(ctx context.Context, container string, keys []string)
 	return nil
 }
 
-// List implements drivers.Store. It reads the whole container directory and
-// pages in memory: the engine lists only to find and collect garbage, never on
-// a request's path.
-func (s *Store) List(ctx context.Context, container string, opts *drivers.ListOptions) (drivers.Page, error) {
-	if err := check(ctx, "list", container, "", false); err != nil {
-		return drivers.Page{}, err
-	}
-	o := drivers.CheckListOptions(opts)
-	base := s.dir(container)
-	if _, err := os.Stat(base); err != nil {
-		return drivers.Page{}, mapErr(err, "fs list %s", container)
-	}
-	var infos []drivers.ObjectInfo
-	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != base {
-				return nil // removed while we walked
-			}
-			return err
-		}
-		if p == base {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		name := d.Name()
-		if strings.HasPrefix(name, ".") {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() {
-			if !strings.HasSuffix(name, "+") {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(base, p)
-		key, ok := decodeKey(rel)
-		if !ok || !strings.HasPrefix(key, o.Prefix) || key <= o.Marker {
-			return nil
-		}
-		var size int64
-		if fi, err := d.Info(); err == nil {
-			size = fi.Size()
-		}
-		infos = append(infos, drivers.ObjectInfo{Key: key, Size: size})
-		return nil
-	})
-	if err != nil {
-		if ctxErr := drivers.CtxErr(ctx, "fs list"); ctxErr != nil {
-			return drivers.Page{}, ctxErr
-		}
-		return drivers.Page{}, mapErr(err, "fs list %s", container)
-	}
-	return drivers.PageOf(infos, o), nil
-}
-
 // CreateContainer implements drivers.Store.
 func (s *Store) CreateContainer(ctx context.Context, container string) error {
 	if err := check(ctx, "create container", container, "", false); err != nil {
@@ -360,7 +346,7 @@ func (s *Store) CreateContainer(ctx context.Context, container string) error {
 		return nil
 	}
 	if err == nil {
-		err = syncDir(s.root)
+		err = syncDir(s.data)
 	}
 	if err != nil {
 		return mapErr(err, "fs create container %s", container)
@@ -383,12 +369,12 @@ func (s *Store) DeleteContainer(ctx context.Context, container string) error {
 	if len(p.Objects) > 0 {
 		return drivers.Errorf(drivers.ErrPreconditionFailed, "fs delete container %s: not empty", container)
 	}
-	// Only temporary files of interrupted puts and empty long-key
-	// directories remain.
+	// Only empty directories (and stray files) remain.
+	defer s.cache.invalidateTree(s.dir(container))
 	if err := os.RemoveAll(s.dir(container)); err != nil {
 		return mapErr(err, "fs delete container %s", container)
 	}
-	if err := syncDir(s.root); err != nil {
+	if err := syncDir(s.data); err != nil {
 		return mapErr(err, "fs delete container %s: sync", container)
 	}
 	return nil
@@ -400,14 +386,19 @@ func (s *Store) ListContainers(ctx context.Context, opts *drivers.ListOptions) (
 		return drivers.Page{}, err
 	}
 	o := drivers.CheckListOptions(opts)
-	ents, err := os.ReadDir(s.root)
+	f, err := os.Open(s.data)
+	if err != nil {
+		return drivers.Page{}, mapErr(err, "fs list containers")
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
 	if err != nil {
 		return drivers.Page{}, mapErr(err, "fs list containers")
 	}
 	var infos []drivers.ObjectInfo
-	for _, e := range ents {
-		if e.IsDir() && drivers.ValidContainer(e.Name()) == nil {
-			infos = append(infos, drivers.ObjectInfo{Key: e.Name()})
+	for _, n := range names {
+		if name, ok := decodeContainerName(n); ok {
+			infos = append(infos, drivers.ObjectInfo{Key: name})
 		}
 	}
 	return drivers.PageOf(infos, o), nil
@@ -418,7 +409,10 @@ func (s *Store) Capabilities() drivers.Capabilities {
 	return drivers.Capabilities{Driver: "fs", CreateOnly: drivers.CreateOnlyAtomic, ConsistentList: true, BatchDelete: true}
 }
 
-// Close implements drivers.Store.
-func (s *Store) Close() error { return nil }
+// Close implements drivers.Store: it releases the data folder's lock.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.lock.Close() })
+	return s.closeErr
+}
 
 var _ drivers.BatchDeleter = (*Store)(nil)
