@@ -49,7 +49,7 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 		}
 		st, err := r.opts.Open(ctx, s)
 		if err != nil {
-			return false, fmt.Errorf("%w: %v", ErrPoolUnreachable, err)
+			return false, &PoolError{Pool: s.Name, Err: err}
 		}
 		e, err := r.opts.NewEngine(ctx, s.Name, st)
 		if err != nil {

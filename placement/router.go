@@ -33,7 +33,30 @@ var (
 	ErrFlavorNotFound  = errors.New("flavor does not exist")
 	ErrInvalid         = errors.New("invalid pool or flavor")
 	ErrNoPool          = errors.New("no pool can take the queue")
+	// ErrFlavorEmpty: the flavor a new queue asks for exists but none of
+	// its pools can take queues. Only an operator can change that, so it
+	// is the request's error (4xx), not a retryable one.
+	ErrFlavorEmpty = errors.New("flavor has no pool that takes queues")
 )
+
+// PoolError is a failure to open one pool's store. It matches
+// ErrPoolUnreachable and wraps the driver's error, so that callers can tell
+// a store that is not up yet (drivers.ErrUnavailable) from one that refuses
+// its credentials (drivers.ErrAuth) and name the pool while they wait.
+type PoolError struct {
+	Pool string
+	Err  error
+}
+
+func (e *PoolError) Error() string {
+	return fmt.Sprintf("%v: pool %q: %v", ErrPoolUnreachable, e.Pool, e.Err)
+}
+
+// Is makes errors.Is(err, ErrPoolUnreachable) hold.
+func (e *PoolError) Is(target error) bool { return target == ErrPoolUnreachable }
+
+// Unwrap gives the driver's error.
+func (e *PoolError) Unwrap() error { return e.Err }
 
 // PoolSpec is one pool as the registry keeps it and the admin API shows
 // it: Zaqar's fields (uri, weight, flavor, options).
@@ -136,7 +159,7 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	}
 	r.control = r.pools[first.Name].store
 	if err := r.control.CreateContainer(ctx, controlContainer); err != nil {
-		return nil, err
+		return nil, &PoolError{Pool: first.Name, Err: err}
 	}
 	// The registry, with the configured pools written over what it says of
 	// the same names: the configuration wins.
@@ -189,12 +212,12 @@ func (r *Router) openPool(ctx context.Context, s PoolSpec) error {
 	}
 	st, err := r.opts.Open(ctx, s)
 	if err != nil {
-		return fmt.Errorf("%w: pool %q: %v", ErrPoolUnreachable, s.Name, err)
+		return &PoolError{Pool: s.Name, Err: err}
 	}
 	e, err := r.opts.NewEngine(ctx, s.Name, st)
 	if err != nil {
 		st.Close()
-		return fmt.Errorf("pool %q: %w", s.Name, err)
+		return &PoolError{Pool: s.Name, Err: err}
 	}
 	r.mu.Lock()
 	r.pools[s.Name] = &pool{spec: s, store: st, engine: e}

@@ -42,17 +42,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := newLogger(cfg)
-	// A store that is still starting (or briefly overloaded) answers
-	// "unavailable": keep trying for a while before giving up.
-	var d *daemon
-	for start := time.Now(); ; {
-		d, err = newDaemon(context.Background(), cfg, log)
-		if err == nil || !errors.Is(err, drivers.ErrUnavailable) || time.Since(start) > cfg.StartTimeout {
-			break
-		}
-		log.Warn().Err(err).Msg("a store is unavailable; trying again")
-		time.Sleep(time.Second)
-	}
+	d, err := startDaemon(context.Background(), cfg, log, time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
 		os.Exit(1)
@@ -82,6 +72,45 @@ func newLogger(cfg Config) zerolog.Logger {
 		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
 	}
 	return l.Level(level).With().Timestamp().Logger()
+}
+
+// startDaemon builds the daemon, trying again every retryEvery while a
+// store answers "unavailable" (it is still starting, or its host is not up
+// yet), for at most cfg.StartTimeout. A store that refuses the credentials,
+// or any other error, ends start-up at once: waiting cannot fix a wrong key
+// or a bad configuration.
+func startDaemon(ctx context.Context, cfg Config, log zerolog.Logger, retryEvery time.Duration) (*daemon, error) {
+	deadline := time.Now().Add(cfg.StartTimeout)
+	for {
+		d, err := newDaemon(ctx, cfg, log)
+		if err == nil {
+			return d, nil
+		}
+		if errors.Is(err, drivers.ErrAuth) {
+			return nil, fmt.Errorf("%w (not retried: fix the pool's credentials)", err)
+		}
+		if !errors.Is(err, drivers.ErrUnavailable) {
+			return nil, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("gave up after start_timeout %s: %w", cfg.StartTimeout, err)
+		}
+		ev := log.Warn().Err(err).Dur("time_left", left.Round(time.Second))
+		var pe *placement.PoolError
+		if errors.As(err, &pe) {
+			ev.Str("pool", pe.Pool).Msgf("waiting for pool %s", pe.Pool)
+		} else {
+			ev.Msg("waiting for the control pool's store")
+		}
+		t := time.NewTimer(min(retryEvery, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // daemon is one cistern process: New binds the listener (so 127.0.0.1:0
