@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,4 +416,80 @@ func TestMigrationThreeKinds(t *testing.T) {
 		{Name: "s3", URI: "s3:", Weight: 100},
 	}
 	migrationUnderLoad(t, w, pools, PoolSpec{Name: "local2", URI: "fs:two", Weight: 100}, 12)
+}
+
+// TestFlavorFollowsFileAtRestart: a flavor set through the admin API on a
+// pool the configuration also defines is reset by the file at restart; the
+// flavor must stop listing the pool, and a queue asking for the flavor,
+// now empty, gets ErrFlavorEmpty (a 400), not ErrNoPool (a 503 "try
+// again" that never succeeds). A flavor the file names is created.
+func TestFlavorFollowsFileAtRestart(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.memPool("a", 100), w.memPool("b", 100)
+	r := w.router(a, b)
+	if _, err := r.PutFlavor(ctx, FlavorSpec{Name: "gold", Pools: []string{"b"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	r = w.router(a, b) // the file says b has no flavor
+	if p, _ := r.GetPool("b"); p.Flavor != "" {
+		t.Errorf("pool b's flavor %q after restart, want the file's (none)", p.Flavor)
+	}
+	if f, err := r.GetFlavor("gold"); err != nil || len(f.Pools) != 0 {
+		t.Errorf("flavor gold after restart: %+v, %v; want it listing no pool", f, err)
+	}
+	q := index.QueueRef{Project: "p", Name: "stranded"}
+	_, err := r.CreateQueue(ctx, q, json.RawMessage(`{"_flavor":"gold"}`))
+	if !errors.Is(err, ErrFlavorEmpty) || errors.Is(err, ErrNoPool) {
+		t.Errorf("queue of the empty flavor: %v, want ErrFlavorEmpty and not ErrNoPool", err)
+	}
+	r.Close()
+
+	// The registry keeps what Open wrote: a third start reads it back.
+	r = w.router(a, b)
+	if f, _ := r.GetFlavor("gold"); len(f.Pools) != 0 {
+		t.Errorf("flavor gold after a second restart lists %v", f.Pools)
+	}
+	r.Close()
+
+	b.Flavor = "silver" // a flavor only the file names
+	r = w.router(a, b)
+	defer r.Close()
+	if f, err := r.GetFlavor("silver"); err != nil || !slices.Equal(f.Pools, []string{"b"}) {
+		t.Fatalf("flavor silver from the file: %+v, %v; want it listing b", f, err)
+	}
+	if _, err := r.CreateQueue(ctx, q, json.RawMessage(`{"_flavor":"silver"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := r.lookup(ctx, q); p != "b" {
+		t.Errorf("queue of flavor silver on %q, want b", p)
+	}
+}
+
+// TestPutPoolFlavorListed: a pool given a flavor with PUT /v2/pools shows in
+// the flavor's pool_list, and a pool in two flavors ends in the one put last.
+func TestPutPoolFlavorListed(t *testing.T) {
+	w := newWorld(t)
+	a, b, c := w.memPool("a", 100), w.memPool("b", 100), w.memPool("c", 100)
+	r := w.router(a, b, c)
+	defer r.Close()
+	if _, err := r.PutFlavor(ctx, FlavorSpec{Name: "gold", Pools: []string{"b"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Flavor = "gold"
+	if _, err := r.PutPool(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := r.GetFlavor("gold"); !slices.Equal(f.Pools, []string{"b", "c"}) {
+		t.Errorf("gold lists %v, want [b c]", f.Pools)
+	}
+	if _, err := r.PutFlavor(ctx, FlavorSpec{Name: "silver", Pools: []string{"c"}}); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := r.GetFlavor("gold")
+	s, _ := r.GetFlavor("silver")
+	if p, _ := r.GetPool("c"); p.Flavor != "silver" || !slices.Equal(g.Pools, []string{"b"}) || !slices.Equal(s.Pools, []string{"c"}) {
+		t.Errorf("after putting silver [c]: c in %q, gold %v, silver %v; want c in silver only", p.Flavor, g.Pools, s.Pools)
+	}
 }

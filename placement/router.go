@@ -172,7 +172,15 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 		specs[s.Name] = s
 	}
 	for _, s := range o.Pools {
-		if old, ok := specs[s.Name]; !ok || !sameSpec(old, s) {
+		old, ok := specs[s.Name]
+		if ok && !sameSpec(old, s) {
+			r.log.Warn().Str("pool", s.Name).
+				Str("registry_flavor", old.Flavor).Str("file_flavor", s.Flavor).
+				Int64("registry_weight", old.Weight).Int64("file_weight", s.Weight).
+				Bool("store_changed", old.URI != s.URI || string(old.Options) != string(s.Options)).
+				Msg("the configuration file overrides what the admin API set for this pool")
+		}
+		if !ok || !sameSpec(old, s) {
 			if err := putJSON(ctx, r.control, poolsPrefix+s.Name, s); err != nil {
 				return nil, err
 			}
@@ -193,6 +201,9 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	}
 	for _, f := range flavors {
 		r.flavors[f.Name] = f
+	}
+	if err := r.syncFlavors(ctx); err != nil {
+		return nil, err
 	}
 	if err := r.rebuildRing(ctx); err != nil {
 		return nil, err
@@ -341,7 +352,7 @@ func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error)
 func (r *Router) ringPool(ref index.QueueRef, flavor string) (string, error) {
 	id, err := r.ring.Load().LookupIn(flavor, ref.Project, ref.Name)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoPool, err)
+		return "", fmt.Errorf("%w: %w", ErrNoPool, err)
 	}
 	return string(id), nil
 }
@@ -360,6 +371,11 @@ func (r *Router) place(ctx context.Context, ref index.QueueRef, flavor string) (
 		}
 	}
 	p, err := r.ringPool(ref, flavor)
+	if err != nil && flavor != "" {
+		// The flavor exists but its group is empty (or all weight 0):
+		// trying again will not help until an operator acts.
+		return "", fmt.Errorf("%w: %q: %v", ErrFlavorEmpty, flavor, err)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// serve starts a daemon in this process on cfg (listeners on 127.0.0.1:0)
+// and stops it when the test ends or stop is called.
+func serve(t *testing.T, cfg Config) (d *daemon, stop func()) {
+	t.Helper()
+	d, err := newDaemon(t.Context(), cfg, testLogger(&syncBuffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- d.main() }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			d.exit()
+			<-served
+		}
+	}
+	t.Cleanup(stop)
+	return d, stop
+}
+
+// TestStrandedFlavorIs400 is issue 14's second blocker end to end: a flavor
+// set through the admin API on a pool the file defines, a restart, and a
+// queue asking for the flavor: 400 saying the flavor has no pool, never a
+// 503 "try again".
+func TestStrandedFlavorIs400(t *testing.T) {
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+pools:
+  - {name: one, kind: fs, path: %s}
+  - {name: two, kind: fs, path: %s}
+`, filepath.Join(dir, "one"), filepath.Join(dir, "two"))
+	path := filepath.Join(dir, "cistern.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseConfig([]string{"-config", path}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, stop := serve(t, cfg)
+	admin := &client{base: "http://" + d.adminL.Addr().String(), id: "00000000-0000-4000-8000-000000000001", project: "admin", http: http.DefaultClient}
+	if code, data, err := admin.do("PUT", "/v2/flavors/gold", map[string]any{"pool_list": []string{"two"}}); err != nil || code != http.StatusCreated {
+		t.Fatalf("PUT flavor: %d %v %s", code, err, data)
+	}
+	stop()
+
+	d, _ = serve(t, cfg)
+	c := &client{base: "http://" + d.addr(), id: admin.id, project: "p", http: http.DefaultClient}
+	code, data, err := c.do("PUT", "/v2/queues/x", map[string]any{"_flavor": "gold"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct{ Title, Description string }
+	_ = json.Unmarshal(data, &e)
+	if code != http.StatusBadRequest || !strings.Contains(e.Description, "no pool") {
+		t.Errorf("queue of the stranded flavor: %d %s, want 400 saying the flavor has no pool", code, data)
+	}
+	admin.base = "http://" + d.adminL.Addr().String()
+	if code, data, _ := admin.do("GET", "/v2/flavors/gold", nil); code != http.StatusOK || strings.Contains(string(data), `"two"`) {
+		t.Errorf("GET flavor gold after restart: %d %s, want it no longer listing pool two", code, data)
+	}
+}
