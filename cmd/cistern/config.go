@@ -137,7 +137,7 @@ object store: a local folder (the default), OpenStack Swift or S3.
   cistern                          serve on 127.0.0.1:8888 from ./cistern-data
   cistern -config cistern.yaml     pools, limits and tuning from a file (docs/configuration.md)
   cistern -driver swift -swift-auth-url URL -swift-user U -swift-key K
-  cistern migrate [-admin URL] [-project P -queue Q] [-pool NAME]
+  cistern migrate [-admin URL] [-dry-run] [-project P -queue Q] [-pool NAME]
                                    move queues to the pool the ring picks (docs/pools.md)
 
 Precedence: defaults < config file < environment < flags.

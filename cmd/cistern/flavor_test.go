@@ -75,3 +75,56 @@ pools:
 		t.Errorf("GET flavor gold after restart: %d %s, want it no longer listing pool two", code, data)
 	}
 }
+
+// TestMigrateDryRun: after a pool is added, `cistern migrate -dry-run` lists
+// the misplaced queues and where they would go, moves none (a second dry
+// run says the same), and a real migration then moves exactly those.
+func TestMigrateDryRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, "-data", filepath.Join(dir, "one"))
+	cfg.AdminListen = "127.0.0.1:0"
+	d, _ := serve(t, cfg)
+	c := &client{base: "http://" + d.addr(), id: "00000000-0000-4000-8000-000000000001", project: "p", http: http.DefaultClient}
+	for i := range 20 {
+		if code, data, err := c.do("POST", fmt.Sprintf("/v2/queues/q%02d/messages", i), map[string]any{"messages": []map[string]any{{"body": i}}}); err != nil || code != http.StatusCreated {
+			t.Fatalf("post: %d %v %s", code, err, data)
+		}
+	}
+	adminURL := "http://" + d.adminL.Addr().String()
+	admin := &client{base: adminURL, id: c.id, project: "admin", http: http.DefaultClient}
+	if code, data, _ := admin.do("PUT", "/v2/pools/two", map[string]any{"uri": "file://" + filepath.Join(dir, "two"), "weight": 100}); code != http.StatusCreated {
+		t.Fatalf("PUT pool: %d %s", code, data)
+	}
+	dryRun := func() (string, int) {
+		var out strings.Builder
+		code := migrateCommand([]string{"-admin", adminURL, "-dry-run"}, func(string) string { return "" }, &out)
+		return out.String(), code
+	}
+	plan, code := dryRun()
+	if code != 0 {
+		t.Fatalf("dry run: exit %d: %s", code, plan)
+	}
+	lines := strings.Split(strings.TrimSpace(plan), "\n")
+	moves := lines[:len(lines)-1]
+	if len(moves) == 0 || len(moves) == 20 {
+		t.Fatalf("dry run lists %d of 20 queues, want some (the new pool's share):\n%s", len(moves), plan)
+	}
+	for _, l := range moves {
+		if !strings.HasPrefix(l, "p/q") || !strings.HasSuffix(l, ": default -> two") {
+			t.Errorf("plan line %q, want p/<queue>: default -> two", l)
+		}
+	}
+	if again, _ := dryRun(); again != plan {
+		t.Errorf("a second dry run differs, so the first moved something:\n%s\nthen\n%s", plan, again)
+	}
+	var out strings.Builder
+	if code := migrateCommand([]string{"-admin", adminURL, "-every", "10ms"}, func(string) string { return "" }, &out); code != 0 {
+		t.Fatalf("migrate: exit %d: %s", code, out.String())
+	}
+	if want := fmt.Sprintf("%d/%d moved", len(moves), len(moves)); !strings.Contains(out.String(), want) {
+		t.Errorf("migrate: %q, want %q as the dry run said", out.String(), want)
+	}
+	if after, _ := dryRun(); !strings.HasPrefix(after, "0 queues would move") {
+		t.Errorf("dry run after the migration: %q, want nothing left", after)
+	}
+}
