@@ -25,6 +25,14 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 	}
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
+	r.mu.RLock()
+	current, known := r.pools[s.Name]
+	r.mu.RUnlock()
+	if !known || current.spec.URI != s.URI {
+		if err := r.checkURI(s.URI); err != nil {
+			return false, err
+		}
+	}
 	if s.Flavor != "" {
 		r.mu.RLock()
 		_, ok := r.flavors[s.Flavor]

@@ -34,9 +34,13 @@ type world struct {
 	// crash makes every store of the current router fail.
 	mu      sync.Mutex
 	current []*enginetest.Crashable
+	// allow is the routers' URIAllow: any store, unless a test says.
+	allow []string
 }
 
-func newWorld(t *testing.T) *world { return &world{t: t, stores: map[string]drivers.Store{}} }
+func newWorld(t *testing.T) *world {
+	return &world{t: t, stores: map[string]drivers.Store{}, allow: []string{AllowAnyURI}}
+}
 
 // memPool returns a pool spec backed by a fresh mem store.
 func (w *world) memPool(name string, weight int64) PoolSpec {
@@ -74,7 +78,8 @@ func (w *world) router(pools ...PoolSpec) *Router {
 		NewEngine: func(ctx context.Context, name string, s drivers.Store) (*index.Engine, error) {
 			return index.Open(ctx, index.Options{Store: s, Logger: zerolog.Nop(), SnapshotLogs: 8})
 		},
-		Logger: zerolog.Nop(),
+		Logger:   zerolog.Nop(),
+		URIAllow: w.allow,
 	})
 	if err != nil {
 		w.t.Fatalf("placement.Open: %v", err)
@@ -491,5 +496,67 @@ func TestPutPoolFlavorListed(t *testing.T) {
 	s, _ := r.GetFlavor("silver")
 	if p, _ := r.GetPool("c"); p.Flavor != "silver" || !slices.Equal(g.Pools, []string{"b"}) || !slices.Equal(s.Pools, []string{"c"}) {
 		t.Errorf("after putting silver [c]: c in %q, gold %v, silver %v; want c in silver only", p.Flavor, g.Pools, s.Pools)
+	}
+}
+
+func TestURIAllowed(t *testing.T) {
+	allow := []string{"file:///srv/cistern", "swift+http://swift.example:8080/auth/v1.0", "s3+http://MinIO:9000/"}
+	cases := []struct {
+		uri  string
+		want bool
+	}{
+		{"file:///srv/cistern", true},
+		{"file:///srv/cistern/fast", true},
+		{"file:///srv/cistern/fast/../slow", true},
+		{"file:///srv/cistern-evil", false},
+		{"file:///srv/cistern/../../etc", false},
+		{"file:///etc/cistern", false},
+		{"file://otherhost/srv/cistern", false},
+		{"swift+http://swift.example:8080/auth/v1.0", true},
+		{"swift+http://swift.example:8080/auth/v2", false},
+		{"swift+http://169.254.169.254/auth/v1.0", false},
+		{"swift+https://swift.example:8080/auth/v1.0", false},
+		{"s3+http://minio:9000/other-bucket", true},
+		{"s3+http://user@minio:9000/b", false},
+		{"s3:///bucket", false},
+		{"mem:x", false},
+		{"::not a uri", false},
+	}
+	for _, tc := range cases {
+		if got := uriAllowed(tc.uri, allow); got != tc.want {
+			t.Errorf("uriAllowed(%q) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+	if !uriAllowed("file:///anywhere", []string{AllowAnyURI}) {
+		t.Errorf("%q does not allow any uri", AllowAnyURI)
+	}
+}
+
+// TestPutPoolOutsideAllowList: with the default allow-list (the configured
+// pools' URIs) the admin API cannot point a pool anywhere else; inside it,
+// it can.
+func TestPutPoolOutsideAllowList(t *testing.T) {
+	w := newWorld(t)
+	w.allow = nil
+	a := w.memPool("a", 100)
+	dir := t.TempDir()
+	a.URI = "file://" + dir + "/a"
+	w.stores[a.URI] = memdriver.New()
+	r := w.router(a)
+	outside := "file://" + dir + "/elsewhere"
+	w.stores[outside] = memdriver.New()
+	if _, err := r.PutPool(ctx, PoolSpec{Name: "b", URI: outside, Weight: 10}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "pool_uri_allow") {
+		t.Errorf("pool outside the allow-list: %v, want ErrInvalid naming pool_uri_allow", err)
+	}
+	if _, err := r.GetPool("b"); !errors.Is(err, ErrPoolNotFound) {
+		t.Errorf("refused pool is registered: %v", err)
+	}
+	inside := a.URI + "/b"
+	w.stores[inside] = memdriver.New()
+	if _, err := r.PutPool(ctx, PoolSpec{Name: "b", URI: inside, Weight: 10}); err != nil {
+		t.Errorf("pool under the control pool's folder: %v", err)
+	}
+	if _, err := r.PatchPool(ctx, "b", PoolPatch{URI: &outside}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("PATCH to a uri outside the allow-list: %v", err)
 	}
 }

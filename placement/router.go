@@ -98,6 +98,10 @@ type Options struct {
 	Logger    zerolog.Logger
 	// CacheSize bounds the placement cache (default 100,000 queues).
 	CacheSize int
+	// URIAllow lists the URI prefixes a pool put through the admin API
+	// may have (uriallow.go); empty: the URIs of Pools. AllowAnyURI
+	// allows any.
+	URIAllow []string
 }
 
 // pool is one open pool.
@@ -145,6 +149,11 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	}
 	if o.CacheSize <= 0 {
 		o.CacheSize = 100_000
+	}
+	if len(o.URIAllow) == 0 {
+		for _, s := range o.Pools {
+			o.URIAllow = append(o.URIAllow, s.URI)
+		}
 	}
 	cache, _ := lru.New[index.QueueRef, string](o.CacheSize)
 	r := &Router{opts: o, log: o.Logger, pools: map[string]*pool{}, flavors: map[string]FlavorSpec{}, cache: cache}

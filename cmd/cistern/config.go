@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -27,7 +28,10 @@ type Config struct {
 	// X-Project-ID is trusted, as Zaqar does without keystone).
 	AuthStrategy string `yaml:"auth_strategy"`
 	// SignedURLSecret enables /v2/queues/{q}/share and signed requests.
-	SignedURLSecret string        `yaml:"signed_url_secret"`
+	SignedURLSecret string `yaml:"signed_url_secret"`
+	// SignedURLSecretFile holds the secret instead (trailing newline
+	// dropped), so that it shows neither in ps nor in the config file.
+	SignedURLSecretFile string        `yaml:"signed_url_secret_file"`
 	Pools           []PoolConfig  `yaml:"pools"`
 	Engine          EngineConfig  `yaml:"engine"`
 	Ring            RingConfig    `yaml:"ring"`
@@ -35,11 +39,37 @@ type Config struct {
 	// AdminListen, when set, serves the admin API (pools, flavors,
 	// migrations) and the public API on a second address; keep it where
 	// only operators reach.
-	AdminListen     string        `yaml:"admin_listen"`
+	AdminListen string `yaml:"admin_listen"`
+	// AdminPprof serves Go's profiler under /debug/pprof/ on the admin
+	// listener; off by default, since the listener has no authentication.
+	AdminPprof bool `yaml:"admin_pprof"`
+	// PoolURIAllow lists the URI prefixes a pool added through the admin
+	// API may have; empty: the URIs of the pools of this configuration
+	// (an fs pool's folder with what is under it). "*" allows any.
+	PoolURIAllow []string `yaml:"pool_uri_allow"`
+	// HTTP bounds the connections of both listeners.
+	HTTP            HTTPConfig    `yaml:"http"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// StartTimeout is how long start-up keeps trying stores that answer
 	// "unavailable" (default 30 s).
 	StartTimeout time.Duration `yaml:"start_timeout"`
+}
+
+// HTTPConfig bounds what one client connection can hold: time to send
+// the headers, time to send the whole request (body included), time kept
+// idle between requests, and the connections served at once (beyond it, new
+// connections wait in the kernel's accept queue).
+type HTTPConfig struct {
+	ReadHeaderTimeout   time.Duration `yaml:"read_header_timeout"`   // default 10s
+	ReadTimeout         time.Duration `yaml:"read_timeout"`          // default 30s, headers and body
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`          // default 2m
+	MaxConnections      int           `yaml:"max_connections"`       // public listener; default 2048, negative: no cap
+	AdminMaxConnections int           `yaml:"admin_max_connections"` // admin listener; default 64, negative: no cap
+}
+
+func defaultHTTP() HTTPConfig {
+	return HTTPConfig{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxConnections: 2048, AdminMaxConnections: 64}
 }
 
 // PoolConfig is one object store. The first pool is the control pool: it
@@ -122,6 +152,7 @@ func defaultConfig() Config {
 		Limits:          server.DefaultLimits(),
 		ShutdownTimeout: 30 * time.Second,
 		StartTimeout:    30 * time.Second,
+		HTTP:            defaultHTTP(),
 	}
 }
 
@@ -142,13 +173,18 @@ object store: a local folder (the default), OpenStack Swift or S3.
 
 Precedence: defaults < config file < environment < flags.
 
+There is no authentication yet (auth_strategy noauth): the server trusts the X-Project-ID
+of every request, so anyone who reaches the listener can read and write every project's
+queues. Keep it on loopback or behind a proxy that authenticates; the admin listener
+(-admin-listen) has no authentication either. docs/operations.md says what to set.
+
 Flags:
 `)
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), `
 Environment:
   CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_DATA, CISTERN_LOG_LEVEL,
-  CISTERN_SIGNED_URL_SECRET, and for the -driver flags CISTERN_SWIFT_AUTH_URL,
+  CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, and for the -driver flags CISTERN_SWIFT_AUTH_URL,
   CISTERN_SWIFT_USER, CISTERN_SWIFT_KEY, CISTERN_SWIFT_PROJECT, CISTERN_S3_ENDPOINT, CISTERN_S3_BUCKET,
   CISTERN_S3_REGION, CISTERN_S3_ACCESS_KEY, CISTERN_S3_SECRET_KEY.
 `)
@@ -169,8 +205,10 @@ Environment:
 		s3Region    = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
 		s3Access    = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
 		s3Secret    = fs.String("s3-secret-key", "", "S3 secret key")
-		secret      = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); env CISTERN_SIGNED_URL_SECRET")
-		adminListen = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN")
+		secret      = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); shows in ps: prefer -signed-url-secret-file or env CISTERN_SIGNED_URL_SECRET")
+		secretFile  = fs.String("signed-url-secret-file", "", "file holding the secret for pre-signed URLs; env CISTERN_SIGNED_URL_SECRET_FILE")
+		adminListen = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN.\nIt has NO AUTHENTICATION: whoever reaches it can add pools and move queues; keep it on loopback or a private network")
+		adminPprof  = fs.Bool("admin-pprof", false, "also serve Go's profiler under /debug/pprof/ on the admin listener")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -202,8 +240,25 @@ Environment:
 	pick(&cfg.LogLevel, *logLevel, "CISTERN_LOG_LEVEL")
 	pick(&cfg.SignedURLSecret, *secret, "CISTERN_SIGNED_URL_SECRET")
 	pick(&cfg.AdminListen, *adminListen, "CISTERN_ADMIN_LISTEN")
+	pick(&cfg.SignedURLSecretFile, *secretFile, "CISTERN_SIGNED_URL_SECRET_FILE")
 	if *logJSON {
 		cfg.LogJSON = true
+	}
+	if *adminPprof {
+		cfg.AdminPprof = true
+	}
+	if cfg.SignedURLSecretFile != "" {
+		if *secret != "" || getenv("CISTERN_SIGNED_URL_SECRET") != "" {
+			return Config{}, errors.New("give the signed-URL secret once: a secret file and a secret both set")
+		}
+		raw, err := os.ReadFile(cfg.SignedURLSecretFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("signed-URL secret: %w", err)
+		}
+		cfg.SignedURLSecret = strings.TrimRight(string(raw), "\r\n")
+		if cfg.SignedURLSecret == "" {
+			return Config{}, fmt.Errorf("signed-URL secret file %s is empty", cfg.SignedURLSecretFile)
+		}
 	}
 
 	dataDir := ""
@@ -294,6 +349,24 @@ func (c *Config) Validate() error {
 		default:
 			return fmt.Errorf("pool %q: kind %q: want fs, swift or s3", p.Name, p.Kind)
 		}
+	}
+	def := defaultHTTP()
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&c.HTTP.ReadHeaderTimeout, def.ReadHeaderTimeout}, {&c.HTTP.ReadTimeout, def.ReadTimeout}, {&c.HTTP.IdleTimeout, def.IdleTimeout}} {
+		if *f.v < 0 {
+			return fmt.Errorf("http: negative timeout %s", *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if c.HTTP.MaxConnections == 0 {
+		c.HTTP.MaxConnections = def.MaxConnections
+	}
+	if c.HTTP.AdminMaxConnections == 0 {
+		c.HTTP.AdminMaxConnections = def.AdminMaxConnections
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("limits: %w", err)

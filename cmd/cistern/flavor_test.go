@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +15,13 @@ import (
 // and stops it when the test ends or stop is called.
 func serve(t *testing.T, cfg Config) (d *daemon, stop func()) {
 	t.Helper()
-	d, err := newDaemon(t.Context(), cfg, testLogger(&syncBuffer{}))
+	return serveLog(t, cfg, &syncBuffer{})
+}
+
+// serveLog is serve with the daemon's log written to logs.
+func serveLog(t *testing.T, cfg Config, logs io.Writer) (d *daemon, stop func()) {
+	t.Helper()
+	d, err := newDaemon(t.Context(), cfg, testLogger(logs))
 	if err != nil {
 		t.Fatal(err)
 	}

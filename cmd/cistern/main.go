@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -175,6 +176,7 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		Seed:      cfg.Ring.Seed,
 		PartPower: cfg.Ring.PartPower,
 		Logger:    log,
+		URIAllow:  uriAllow(cfg, specs),
 	})
 	if err != nil {
 		return nil, err
@@ -191,24 +193,38 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 	if err != nil {
 		return nil, err
 	}
-	if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		return nil, err
 	}
-	d.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	d.ln = limitListen(ln, cfg.HTTP.MaxConnections)
+	d.http = d.httpServer(srv.Handler())
 	if cfg.AdminListen != "" {
-		if d.adminL, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		al, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
 			return nil, err
 		}
-		// The admin listener also serves Go's profiler, for operators.
+		d.adminL = limitListen(al, cfg.HTTP.AdminMaxConnections)
 		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		if cfg.AdminPprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		}
 		mux.Handle("/", srv.AdminHandler())
-		d.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.admin = d.httpServer(mux)
 	}
 	return d, nil
+}
+
+// httpServer bounds a listener's connections in time: headers, the whole
+// request with its body (a client trickling a body cannot hold a
+// connection, a descriptor and a goroutine for ever), and idleness.
+func (d *daemon) httpServer(h http.Handler) *http.Server {
+	c := d.cfg.HTTP
+	return &http.Server{Handler: h, ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout,
+		IdleTimeout: c.IdleTimeout, ErrorLog: stdlog.New(d.log.With().Str("component", "http").Logger(), "", 0)}
 }
 
 // logCapabilities says at start-up what guarantees a pool's store gives.
@@ -233,8 +249,9 @@ func (d *daemon) addr() string { return d.ln.Addr().String() }
 // main serves until exit.
 func (d *daemon) main() error {
 	d.log.Info().Str("listen", "http://"+d.addr()).Msg("cistern serving the Zaqar v2 API")
+	d.warnExposure()
 	if d.admin != nil {
-		d.log.Info().Str("listen", "http://"+d.adminL.Addr().String()).Msg("admin API (pools, flavors, migrations)")
+		d.log.Info().Str("listen", "http://"+d.adminL.Addr().String()).Bool("pprof", d.cfg.AdminPprof).Msg("admin API (pools, flavors, migrations)")
 		go func() {
 			if err := d.admin.Serve(d.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error().Err(err).Msg("admin listener failed")
@@ -247,6 +264,35 @@ func (d *daemon) main() error {
 		return nil
 	}
 	return err
+}
+
+// warnExposure says at start-up who can do what: there is no
+// authentication yet, so a listener reachable from other hosts lets anyone
+// act as any project, and the admin listener lets anyone manage pools.
+func (d *daemon) warnExposure() {
+	if d.cfg.AuthStrategy == "" || d.cfg.AuthStrategy == "noauth" {
+		if !loopback(d.ln.Addr()) {
+			d.log.Warn().Str("listen", d.addr()).Msg("serving WITHOUT AUTHENTICATION on a non-loopback address: " +
+				"anyone who reaches it can read, write and delete every project's queues (X-Project-ID is trusted); " +
+				"put an authenticating proxy in front or listen on 127.0.0.1")
+		}
+	}
+	if d.admin == nil {
+		return
+	}
+	ev := d.log.Info()
+	if !loopback(d.adminL.Addr()) {
+		ev = d.log.Warn()
+	}
+	ev.Str("listen", d.adminL.Addr().String()).Strs("pool_uri_allow", d.router.URIAllow()).
+		Msg("the admin listener has NO AUTHENTICATION: whoever reaches it can add pools (within pool_uri_allow) and move queues; keep it on loopback or a private network")
+}
+
+// loopback reports whether a listener's address is reachable only from
+// this host. The unspecified address (0.0.0.0, ::) is not.
+func loopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // exit shuts the daemon down in order and unblocks main.
