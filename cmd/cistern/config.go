@@ -32,10 +32,10 @@ type Config struct {
 	// SignedURLSecretFile holds the secret instead (trailing newline
 	// dropped), so that it shows neither in ps nor in the config file.
 	SignedURLSecretFile string        `yaml:"signed_url_secret_file"`
-	Pools           []PoolConfig  `yaml:"pools"`
-	Engine          EngineConfig  `yaml:"engine"`
-	Ring            RingConfig    `yaml:"ring"`
-	Limits          server.Limits `yaml:"limits"`
+	Pools               []PoolConfig  `yaml:"pools"`
+	Engine              EngineConfig  `yaml:"engine"`
+	Ring                RingConfig    `yaml:"ring"`
+	Limits              server.Limits `yaml:"limits"`
 	// AdminListen, when set, serves the admin API (pools, flavors,
 	// migrations) and the public API on a second address; keep it where
 	// only operators reach.
