@@ -90,6 +90,7 @@ func TestMigrateDryRun(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, "-data", filepath.Join(dir, "one"))
 	cfg.AdminListen = "127.0.0.1:0"
+	cfg.PoolURIAllow = []string{"file://" + dir}
 	d, _ := serve(t, cfg)
 	c := &client{base: "http://" + d.addr(), id: "00000000-0000-4000-8000-000000000001", project: "p", http: http.DefaultClient}
 	for i := range 20 {
