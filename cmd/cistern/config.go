@@ -31,7 +31,10 @@ type Config struct {
 	SignedURLSecret string `yaml:"signed_url_secret"`
 	// SignedURLSecretFile holds the secret instead (trailing newline
 	// dropped), so that it shows neither in ps nor in the config file.
-	SignedURLSecretFile string        `yaml:"signed_url_secret_file"`
+	SignedURLSecretFile string `yaml:"signed_url_secret_file"`
+	// secretInArgs: the secret came from -signed-url-secret, which ps
+	// shows; start-up warns.
+	secretInArgs bool
 	Pools               []PoolConfig  `yaml:"pools"`
 	Engine              EngineConfig  `yaml:"engine"`
 	Ring                RingConfig    `yaml:"ring"`
@@ -247,6 +250,7 @@ Environment:
 	if *adminPprof {
 		cfg.AdminPprof = true
 	}
+	cfg.secretInArgs = *secret != ""
 	if cfg.SignedURLSecretFile != "" {
 		if *secret != "" || getenv("CISTERN_SIGNED_URL_SECRET") != "" {
 			return Config{}, errors.New("give the signed-URL secret once: a secret file and a secret both set")

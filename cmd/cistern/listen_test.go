@@ -159,6 +159,20 @@ func TestSignedURLSecretFile(t *testing.T) {
 	if err != nil || cfg.SignedURLSecret != "s3cret" {
 		t.Errorf("CISTERN_SIGNED_URL_SECRET_FILE: %q, %v; want the file's line", cfg.SignedURLSecret, err)
 	}
+	cfg, err = parseConfig([]string{"-signed-url-secret", "x"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	(&daemon{cfg: cfg, log: testLogger(&logs), ln: l}).warnExposure()
+	if !strings.Contains(logs.String(), "sees in ps") {
+		t.Errorf("no warning for a secret on the command line: %q", logs.String())
+	}
 	if _, err := parseConfig([]string{"-signed-url-secret-file", path, "-signed-url-secret", "x"}, env(nil)); err == nil {
 		t.Error("a secret and a secret file both given: accepted")
 	}

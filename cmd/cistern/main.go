@@ -270,6 +270,10 @@ func (d *daemon) main() error {
 // authentication yet, so a listener reachable from other hosts lets anyone
 // act as any project, and the admin listener lets anyone manage pools.
 func (d *daemon) warnExposure() {
+	if d.cfg.secretInArgs {
+		d.log.Warn().Msg("the signed-URL secret was given with -signed-url-secret, which every user of this host sees in ps: " +
+			"use CISTERN_SIGNED_URL_SECRET or -signed-url-secret-file")
+	}
 	if d.cfg.AuthStrategy == "" || d.cfg.AuthStrategy == "noauth" {
 		if !loopback(d.ln.Addr()) {
 			d.log.Warn().Str("listen", d.addr()).Msg("serving WITHOUT AUTHENTICATION on a non-loopback address: " +
