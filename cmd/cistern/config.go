@@ -35,10 +35,10 @@ type Config struct {
 	// secretInArgs: the secret came from -signed-url-secret, which ps
 	// shows; start-up warns.
 	secretInArgs bool
-	Pools               []PoolConfig  `yaml:"pools"`
-	Engine              EngineConfig  `yaml:"engine"`
-	Ring                RingConfig    `yaml:"ring"`
-	Limits              server.Limits `yaml:"limits"`
+	Pools        []PoolConfig  `yaml:"pools"`
+	Engine       EngineConfig  `yaml:"engine"`
+	Ring         RingConfig    `yaml:"ring"`
+	Limits       server.Limits `yaml:"limits"`
 	// AdminListen, when set, serves the admin API (pools, flavors,
 	// migrations) and the public API on a second address; keep it where
 	// only operators reach.
