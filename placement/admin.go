@@ -78,7 +78,7 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 	if err := putJSON(ctx, r.control, poolsPrefix+s.Name, s); err != nil {
 		return false, err
 	}
-	if err := r.syncFlavors(ctx); err != nil {
+	if err := r.syncFlavors(ctx, false); err != nil {
 		return false, err
 	}
 	return !exists, r.rebuildRing(ctx)
@@ -156,7 +156,7 @@ func (r *Router) DeletePool(ctx context.Context, name string) error {
 	r.mu.Unlock()
 	p.engine.Close()
 	p.store.Close()
-	if err := r.syncFlavors(ctx); err != nil {
+	if err := r.syncFlavors(ctx, false); err != nil {
 		return err
 	}
 	return r.rebuildRing(ctx)
@@ -244,7 +244,7 @@ func (r *Router) regroup(ctx context.Context, deleted, put string) error {
 			return err
 		}
 	}
-	if err := r.syncFlavors(ctx); err != nil {
+	if err := r.syncFlavors(ctx, false); err != nil {
 		return err
 	}
 	return r.rebuildRing(ctx)
@@ -255,9 +255,10 @@ func (r *Router) regroup(ctx context.Context, deleted, put string) error {
 // change a pool's flavor behind the registry's back ("the file wins"), and
 // a flavor still listing a pool that left it would promise queues a pool
 // they never get. A flavor a pool names but the registry lacks (set in the
-// file) is created. Changes are saved and logged. Callers hold adminMu or
-// are Open.
-func (r *Router) syncFlavors(ctx context.Context) error {
+// file) is created. Changes are saved and logged (as warnings at start,
+// where they undo what the admin API set). Callers hold adminMu or are
+// Open.
+func (r *Router) syncFlavors(ctx context.Context, atStart bool) error {
 	r.mu.Lock()
 	lists := map[string][]string{}
 	for name, p := range r.pools {
@@ -282,11 +283,18 @@ func (r *Router) syncFlavors(ctx context.Context) error {
 		if exists && slices.Equal(old, pools) {
 			continue
 		}
-		ev := r.log.Warn().Str("flavor", name).Strs("pool_list", pools)
-		if !exists {
+		ev := r.log.Info()
+		if atStart {
+			ev = r.log.Warn()
+		}
+		ev = ev.Str("flavor", name).Strs("pool_list", pools)
+		switch {
+		case !exists:
 			ev.Msg("flavor named by a configured pool created in the registry")
-		} else {
+		case atStart:
 			ev.Strs("was", f.Pools).Msg("flavor's pool_list made to follow its pools' flavor (the configuration file overrides the registry)")
+		default:
+			ev.Strs("was", f.Pools).Msg("flavor's pool_list follows its pools' flavor")
 		}
 		if len(pools) == 0 {
 			r.log.Warn().Str("flavor", name).Msg("flavor has no pool: new queues asking for it are refused (400) until a pool joins it")

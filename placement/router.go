@@ -211,7 +211,7 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	for _, f := range flavors {
 		r.flavors[f.Name] = f
 	}
-	if err := r.syncFlavors(ctx); err != nil {
+	if err := r.syncFlavors(ctx, true); err != nil {
 		return nil, err
 	}
 	if err := r.rebuildRing(ctx); err != nil {
