@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -150,7 +151,6 @@ func TestSignedURLSecretFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	cfg, err := parseConfig([]string{"-signed-url-secret-file", path}, env(nil))
 	if err != nil || cfg.SignedURLSecret != "s3cret" {
 		t.Errorf("-signed-url-secret-file: %q, %v; want the file's line", cfg.SignedURLSecret, err)
@@ -196,5 +196,36 @@ func TestListenAddressBusy(t *testing.T) {
 	r := <-startAsync(t, cfg, testLogger(io.Discard))
 	if r.err == nil || !strings.Contains(r.err.Error(), "address already in use") {
 		t.Errorf("start on a busy address: %v, want an error saying it is in use", r.err)
+	}
+}
+
+// TestSIGHUPIgnored: SIGHUP (a closed terminal, a reload by habit) does not
+// kill the server; a SIGTERM after it still shuts it down gracefully.
+func TestSIGHUPIgnored(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	bin := buildBinary(t)
+	p := start(t, bin, freePort(t), "-data", t.TempDir())
+	// Linux delivers pending standard signals lowest number first: SIGHUP
+	// (1) is handled before SIGTERM (15).
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := p.cmd.Wait()
+	if err != nil || !strings.Contains(p.log.String(), "SIGHUP ignored") {
+		t.Errorf("after SIGHUP then SIGTERM: %v (want a clean exit); log:\n%s", err, p.log.String())
+	}
+}
+
+func TestUnknownLogLevel(t *testing.T) {
+	if _, err := parseConfig([]string{"-log-level", "verbose"}, env(nil)); err == nil || !strings.Contains(err.Error(), "verbose") {
+		t.Errorf("-log-level verbose: %v, want an error naming it", err)
+	}
+	if _, err := parseConfig([]string{"-log-level", "warn"}, env(nil)); err != nil {
+		t.Errorf("-log-level warn: %v", err)
 	}
 }

@@ -49,11 +49,19 @@ func main() {
 		os.Exit(1)
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		s := <-sig
-		d.log.Info().Str("signal", s.String()).Msg("shutting down")
-		d.exit()
+		for s := range sig {
+			if s == syscall.SIGHUP {
+				// Its default action would kill the server (a closed
+				// terminal, a reload by habit): nothing is reloaded.
+				d.log.Warn().Str("signal", s.String()).Msg("SIGHUP ignored: nothing is reloaded; restart to apply configuration changes")
+				continue
+			}
+			d.log.Info().Str("signal", s.String()).Msg("shutting down")
+			d.exit()
+			return
+		}
 	}()
 	if err := d.main(); err != nil {
 		d.log.Error().Err(err).Msg("serve failed")
