@@ -229,3 +229,22 @@ func TestUnknownLogLevel(t *testing.T) {
 		t.Errorf("-log-level warn: %v", err)
 	}
 }
+
+// TestLogNoColourOffTerminal: console logs written to a file or pipe carry
+// no ANSI escape codes.
+func TestLogNoColourOffTerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	l := newLogger(defaultConfig(), f)
+	l.Warn().Str("pool", "p").Msg("hello")
+	data, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "\x1b[") || !strings.Contains(string(data), "hello") {
+		t.Errorf("console log in a file: %q, want the line without escape codes", data)
+	}
+}

@@ -42,7 +42,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
 		os.Exit(2)
 	}
-	log := newLogger(cfg)
+	log := newLogger(cfg, os.Stderr)
 	d, err := startDaemon(context.Background(), cfg, log, time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
@@ -69,18 +69,26 @@ func main() {
 	}
 }
 
-func newLogger(cfg Config) zerolog.Logger {
+// newLogger writes to w; colours only when w is a terminal, so that
+// journald, files and pipes get no escape codes.
+func newLogger(cfg Config, w *os.File) zerolog.Logger {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
 		level = zerolog.InfoLevel
 	}
 	var l zerolog.Logger
 	if cfg.LogJSON {
-		l = zerolog.New(os.Stderr)
+		l = zerolog.New(w)
 	} else {
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
+		l = zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !terminal(w)})
 	}
 	return l.Level(level).With().Timestamp().Logger()
+}
+
+// terminal reports whether f is a character device (a terminal).
+func terminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // startDaemon builds the daemon, trying again every retryEvery while a
