@@ -4,19 +4,20 @@
 #   docker run -p 127.0.0.1:8888:8888 -v cistern-data:/data cistern
 #
 # With no arguments the container serves on 0.0.0.0:8888 from the fs store
-# in /data. Every flag and CISTERN_* variable of docs/configuration.md works:
+# in /data, without authentication (it says so at start-up): publish the
+# port only where an authenticating proxy or trusted clients reach it. Every flag and CISTERN_* variable of docs/configuration.md works:
 # arguments replace the default command, e.g.
 #   docker run -e CISTERN_SWIFT_AUTH_URL=... -e CISTERN_SWIFT_USER=... \
 #     -e CISTERN_SWIFT_KEY=... cistern -driver swift
 
-FROM golang:1.26 AS build
+FROM docker.io/library/golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/cistern ./cmd/cistern
 
-FROM debian:bookworm-slim
+FROM docker.io/library/debian:bookworm-slim
 # ca-certificates for https Swift, Keystone and S3 endpoints; curl for the
 # health check.
 RUN apt-get update \
@@ -34,10 +35,12 @@ EXPOSE 8888
 # container; -listen (or a -e CISTERN_LISTEN) overrides it.
 ENV CISTERN_LISTEN=0.0.0.0:8888
 # GET /v2/ping is 204 when the store answers, 503 when it does not. Every
-# /v2 request needs a Client-ID and an X-Project-ID, this one too.
-HEALTHCHECK --interval=15s --timeout=6s --start-period=20s --retries=3 \
+# /v2 request needs a Client-ID and an X-Project-ID, this one too. The port
+# is CISTERN_LISTEN's (a -listen flag in the command is not seen here). The
+# start period covers start_timeout: start-up waits that long for a store.
+HEALTHCHECK --interval=15s --timeout=6s --start-period=40s --retries=3 \
   CMD curl -fsS -o /dev/null \
       -H 'Client-ID: 00000000-0000-4000-8000-000000000000' -H 'X-Project-ID: healthcheck' \
-      http://127.0.0.1:8888/v2/ping || exit 1
+      "http://127.0.0.1:${CISTERN_LISTEN##*:}/v2/ping" || exit 1
 ENTRYPOINT ["cistern"]
 CMD ["-listen", "0.0.0.0:8888", "-data", "/data"]

@@ -22,6 +22,13 @@ var (
 	// ErrNotSupported: the store cannot do what was asked (a create-only
 	// put on a store that ignores or refuses conditional writes).
 	ErrNotSupported = errors.New("not supported by this store")
+
+	// ErrAuth is not a kind but a mark in the chain of an ErrUnavailable
+	// error: the store refused this client's credentials (401, 403, a bad
+	// S3 signature). A request still gets ErrUnavailable, since an
+	// operator can fix the key while Cistern runs; start-up does not wait
+	// for it, since trying the same wrong key again cannot help.
+	ErrAuth = errors.New("the store refused the credentials")
 )
 
 // Error is the error type drivers return: one of the kinds above, plus what

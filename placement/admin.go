@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/cistern-mq/cistern/drivers"
@@ -24,6 +25,14 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 	}
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
+	r.mu.RLock()
+	current, known := r.pools[s.Name]
+	r.mu.RUnlock()
+	if !known || current.spec.URI != s.URI {
+		if err := r.checkURI(s.URI); err != nil {
+			return false, err
+		}
+	}
 	if s.Flavor != "" {
 		r.mu.RLock()
 		_, ok := r.flavors[s.Flavor]
@@ -49,7 +58,7 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 		}
 		st, err := r.opts.Open(ctx, s)
 		if err != nil {
-			return false, fmt.Errorf("%w: %v", ErrPoolUnreachable, err)
+			return false, &PoolError{Pool: s.Name, Err: err}
 		}
 		e, err := r.opts.NewEngine(ctx, s.Name, st)
 		if err != nil {
@@ -68,6 +77,9 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 		r.mu.Unlock()
 	}
 	if err := putJSON(ctx, r.control, poolsPrefix+s.Name, s); err != nil {
+		return false, err
+	}
+	if err := r.syncFlavors(ctx, false); err != nil {
 		return false, err
 	}
 	return !exists, r.rebuildRing(ctx)
@@ -145,6 +157,9 @@ func (r *Router) DeletePool(ctx context.Context, name string) error {
 	r.mu.Unlock()
 	p.engine.Close()
 	p.store.Close()
+	if err := r.syncFlavors(ctx, false); err != nil {
+		return err
+	}
 	return r.rebuildRing(ctx)
 }
 
@@ -185,7 +200,7 @@ func (r *Router) PutFlavor(ctx context.Context, f FlavorSpec) (created bool, err
 	r.mu.Lock()
 	r.flavors[f.Name] = f
 	r.mu.Unlock()
-	if err := r.regroup(ctx, ""); err != nil {
+	if err := r.regroup(ctx, "", f.Name); err != nil {
 		return false, err
 	}
 	return !exists, nil
@@ -193,14 +208,21 @@ func (r *Router) PutFlavor(ctx context.Context, f FlavorSpec) (created bool, err
 
 // regroup sets the flavor of every pool a flavor lists, clears it on pools
 // whose flavor no longer lists them (or was deleted), saves the pools that
-// changed, then rebuilds the ring. Callers hold adminMu.
-func (r *Router) regroup(ctx context.Context, deleted string) error {
+// changed, drops from other flavors a pool that the flavor just put took
+// (a pool has one flavor), then rebuilds the ring. Callers hold adminMu.
+func (r *Router) regroup(ctx context.Context, deleted, put string) error {
 	r.mu.Lock()
 	want := map[string]string{}
 	for _, f := range r.flavors {
+		if f.Name == put {
+			continue
+		}
 		for _, p := range f.Pools {
 			want[p] = f.Name
 		}
+	}
+	for _, p := range r.flavors[put].Pools {
+		want[p] = put
 	}
 	var changed []PoolSpec
 	for name, p := range r.pools {
@@ -223,7 +245,72 @@ func (r *Router) regroup(ctx context.Context, deleted string) error {
 			return err
 		}
 	}
+	if err := r.syncFlavors(ctx, false); err != nil {
+		return err
+	}
 	return r.rebuildRing(ctx)
+}
+
+// syncFlavors makes every flavor's pool_list the pools whose flavor names
+// it, the pools' own field being the truth: the configuration file can
+// change a pool's flavor behind the registry's back ("the file wins"), and
+// a flavor still listing a pool that left it would promise queues a pool
+// they never get. A flavor a pool names but the registry lacks (set in the
+// file) is created. Changes are saved and logged (as warnings at start,
+// where they undo what the admin API set). Callers hold adminMu or are
+// Open.
+func (r *Router) syncFlavors(ctx context.Context, atStart bool) error {
+	r.mu.Lock()
+	lists := map[string][]string{}
+	for name, p := range r.pools {
+		if p.spec.Flavor != "" {
+			lists[p.spec.Flavor] = append(lists[p.spec.Flavor], name)
+		}
+	}
+	for name := range r.flavors {
+		if _, ok := lists[name]; !ok {
+			lists[name] = nil
+		}
+	}
+	var changed []FlavorSpec
+	for name, pools := range lists {
+		if pools == nil {
+			pools = []string{} // "pool_list": [], not null
+		}
+		sort.Strings(pools)
+		f, exists := r.flavors[name]
+		old := slices.Clone(f.Pools)
+		sort.Strings(old)
+		if exists && slices.Equal(old, pools) {
+			continue
+		}
+		ev := r.log.Info()
+		if atStart {
+			ev = r.log.Warn()
+		}
+		ev = ev.Str("flavor", name).Strs("pool_list", pools)
+		switch {
+		case !exists:
+			ev.Msg("flavor named by a configured pool created in the registry")
+		case atStart:
+			ev.Strs("was", f.Pools).Msg("flavor's pool_list made to follow its pools' flavor (the configuration file overrides the registry)")
+		default:
+			ev.Strs("was", f.Pools).Msg("flavor's pool_list follows its pools' flavor")
+		}
+		if len(pools) == 0 {
+			r.log.Warn().Str("flavor", name).Msg("flavor has no pool: new queues asking for it are refused (400) until a pool joins it")
+		}
+		f.Name, f.Pools = name, pools
+		r.flavors[name] = f
+		changed = append(changed, f)
+	}
+	r.mu.Unlock()
+	for _, f := range changed {
+		if err := putJSON(ctx, r.control, flavorsPrefix+f.Name, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // GetFlavor returns a flavor.
@@ -265,5 +352,5 @@ func (r *Router) DeleteFlavor(ctx context.Context, name string) error {
 	r.mu.Lock()
 	delete(r.flavors, name)
 	r.mu.Unlock()
-	return r.regroup(ctx, name)
+	return r.regroup(ctx, name, "")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cistern-mq/cistern/drivers"
@@ -364,13 +365,42 @@ func (m *migrator) run(ref *index.QueueRef, to string) {
 // it now. A queue found in a pool's catalog without a placement (made
 // before placements were recorded) gets one first.
 func (r *Router) misplaced(ctx context.Context) ([]index.QueueRef, error) {
-	var out []index.QueueRef
+	moves, err := r.scanMisplaced(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]index.QueueRef, len(moves))
+	for i, m := range moves {
+		out[i] = index.QueueRef{Project: m.Project, Name: m.Queue}
+	}
+	return out, nil
+}
+
+// Move is one queue a migration of every misplaced queue would move.
+type Move struct {
+	Project string `json:"project"`
+	Queue   string `json:"queue"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+// Plan lists what a migration of every misplaced queue would move now, and
+// where to, without changing anything (`cistern migrate -dry-run`).
+func (r *Router) Plan(ctx context.Context) ([]Move, error) {
+	return r.scanMisplaced(ctx, false)
+}
+
+// scanMisplaced walks every pool's queues. With record, a queue without a
+// placement entry gets one (the pool it is found on).
+func (r *Router) scanMisplaced(ctx context.Context, record bool) ([]Move, error) {
+	var out []Move
 	r.mu.RLock()
 	names := make([]string, 0, len(r.pools))
 	for n := range r.pools {
 		names = append(names, n)
 	}
 	r.mu.RUnlock()
+	slices.Sort(names)
 	for _, name := range names {
 		p, err := r.pool(name)
 		if err != nil {
@@ -388,8 +418,10 @@ func (r *Router) misplaced(ctx context.Context) ([]index.QueueRef, error) {
 					return nil, err
 				}
 				if cur == "" {
-					if err := putJSON(ctx, r.control, placementKey(ref), placementEntry{Pool: name}); err != nil {
-						return nil, err
+					if record {
+						if err := putJSON(ctx, r.control, placementKey(ref), placementEntry{Pool: name}); err != nil {
+							return nil, err
+						}
 					}
 					r.cache.Add(ref, name)
 					cur = name
@@ -402,11 +434,14 @@ func (r *Router) misplaced(ctx context.Context) ([]index.QueueRef, error) {
 					return nil, err
 				}
 				want, err := r.ringPool(ref, flavorOf(info.Metadata))
+				if errors.Is(err, ErrNoPool) {
+					continue // its group has no pool now: it has nowhere to go
+				}
 				if err != nil {
 					return nil, err
 				}
 				if want != cur {
-					out = append(out, ref)
+					out = append(out, Move{Project: ref.Project, Queue: ref.Name, From: cur, To: want})
 				}
 			}
 			if next == "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,9 +34,13 @@ type world struct {
 	// crash makes every store of the current router fail.
 	mu      sync.Mutex
 	current []*enginetest.Crashable
+	// allow is the routers' URIAllow: any store, unless a test says.
+	allow []string
 }
 
-func newWorld(t *testing.T) *world { return &world{t: t, stores: map[string]drivers.Store{}} }
+func newWorld(t *testing.T) *world {
+	return &world{t: t, stores: map[string]drivers.Store{}, allow: []string{AllowAnyURI}}
+}
 
 // memPool returns a pool spec backed by a fresh mem store.
 func (w *world) memPool(name string, weight int64) PoolSpec {
@@ -73,7 +78,8 @@ func (w *world) router(pools ...PoolSpec) *Router {
 		NewEngine: func(ctx context.Context, name string, s drivers.Store) (*index.Engine, error) {
 			return index.Open(ctx, index.Options{Store: s, Logger: zerolog.Nop(), SnapshotLogs: 8})
 		},
-		Logger: zerolog.Nop(),
+		Logger:   zerolog.Nop(),
+		URIAllow: w.allow,
 	})
 	if err != nil {
 		w.t.Fatalf("placement.Open: %v", err)
@@ -460,5 +466,143 @@ func TestDeadLetterAcrossPools(t *testing.T) {
 	})
 	if p, _ := r.lookup(ctx, dlq); p != "a" {
 		t.Errorf("dead-letter queue now on %q, want a", p)
+	}
+}
+
+// TestFlavorFollowsFileAtRestart: a flavor set through the admin API on a
+// pool the configuration also defines is reset by the file at restart; the
+// flavor must stop listing the pool, and a queue asking for the flavor,
+// now empty, gets ErrFlavorEmpty (a 400), not ErrNoPool (a 503 "try
+// again" that never succeeds). A flavor the file names is created.
+func TestFlavorFollowsFileAtRestart(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.memPool("a", 100), w.memPool("b", 100)
+	r := w.router(a, b)
+	if _, err := r.PutFlavor(ctx, FlavorSpec{Name: "gold", Pools: []string{"b"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	r = w.router(a, b) // the file says b has no flavor
+	if p, _ := r.GetPool("b"); p.Flavor != "" {
+		t.Errorf("pool b's flavor %q after restart, want the file's (none)", p.Flavor)
+	}
+	if f, err := r.GetFlavor("gold"); err != nil || len(f.Pools) != 0 {
+		t.Errorf("flavor gold after restart: %+v, %v; want it listing no pool", f, err)
+	}
+	q := index.QueueRef{Project: "p", Name: "stranded"}
+	_, err := r.CreateQueue(ctx, q, json.RawMessage(`{"_flavor":"gold"}`))
+	if !errors.Is(err, ErrFlavorEmpty) || errors.Is(err, ErrNoPool) {
+		t.Errorf("queue of the empty flavor: %v, want ErrFlavorEmpty and not ErrNoPool", err)
+	}
+	r.Close()
+
+	// The registry keeps what Open wrote: a third start reads it back.
+	r = w.router(a, b)
+	if f, _ := r.GetFlavor("gold"); len(f.Pools) != 0 {
+		t.Errorf("flavor gold after a second restart lists %v", f.Pools)
+	}
+	r.Close()
+
+	b.Flavor = "silver" // a flavor only the file names
+	r = w.router(a, b)
+	defer r.Close()
+	if f, err := r.GetFlavor("silver"); err != nil || !slices.Equal(f.Pools, []string{"b"}) {
+		t.Fatalf("flavor silver from the file: %+v, %v; want it listing b", f, err)
+	}
+	if _, err := r.CreateQueue(ctx, q, json.RawMessage(`{"_flavor":"silver"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := r.lookup(ctx, q); p != "b" {
+		t.Errorf("queue of flavor silver on %q, want b", p)
+	}
+}
+
+// TestPutPoolFlavorListed: a pool given a flavor with PUT /v2/pools shows in
+// the flavor's pool_list, and a pool in two flavors ends in the one put last.
+func TestPutPoolFlavorListed(t *testing.T) {
+	w := newWorld(t)
+	a, b, c := w.memPool("a", 100), w.memPool("b", 100), w.memPool("c", 100)
+	r := w.router(a, b, c)
+	defer r.Close()
+	if _, err := r.PutFlavor(ctx, FlavorSpec{Name: "gold", Pools: []string{"b"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Flavor = "gold"
+	if _, err := r.PutPool(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := r.GetFlavor("gold"); !slices.Equal(f.Pools, []string{"b", "c"}) {
+		t.Errorf("gold lists %v, want [b c]", f.Pools)
+	}
+	if _, err := r.PutFlavor(ctx, FlavorSpec{Name: "silver", Pools: []string{"c"}}); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := r.GetFlavor("gold")
+	s, _ := r.GetFlavor("silver")
+	if p, _ := r.GetPool("c"); p.Flavor != "silver" || !slices.Equal(g.Pools, []string{"b"}) || !slices.Equal(s.Pools, []string{"c"}) {
+		t.Errorf("after putting silver [c]: c in %q, gold %v, silver %v; want c in silver only", p.Flavor, g.Pools, s.Pools)
+	}
+}
+
+func TestURIAllowed(t *testing.T) {
+	allow := []string{"file:///srv/cistern", "swift+http://swift.example:8080/auth/v1.0", "s3+http://MinIO:9000/"}
+	cases := []struct {
+		uri  string
+		want bool
+	}{
+		{"file:///srv/cistern", true},
+		{"file:///srv/cistern/fast", true},
+		{"file:///srv/cistern/fast/../slow", true},
+		{"file:///srv/cistern-evil", false},
+		{"file:///srv/cistern/../../etc", false},
+		{"file:///etc/cistern", false},
+		{"file://otherhost/srv/cistern", false},
+		{"swift+http://swift.example:8080/auth/v1.0", true},
+		{"swift+http://swift.example:8080/auth/v2", false},
+		{"swift+http://169.254.169.254/auth/v1.0", false},
+		{"swift+https://swift.example:8080/auth/v1.0", false},
+		{"s3+http://minio:9000/other-bucket", true},
+		{"s3+http://user@minio:9000/b", false},
+		{"s3:///bucket", false},
+		{"mem:x", false},
+		{"::not a uri", false},
+	}
+	for _, tc := range cases {
+		if got := uriAllowed(tc.uri, allow); got != tc.want {
+			t.Errorf("uriAllowed(%q) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+	if !uriAllowed("file:///anywhere", []string{AllowAnyURI}) {
+		t.Errorf("%q does not allow any uri", AllowAnyURI)
+	}
+}
+
+// TestPutPoolOutsideAllowList: with the default allow-list (the configured
+// pools' URIs) the admin API cannot point a pool anywhere else; inside it,
+// it can.
+func TestPutPoolOutsideAllowList(t *testing.T) {
+	w := newWorld(t)
+	w.allow = nil
+	a := w.memPool("a", 100)
+	dir := t.TempDir()
+	a.URI = "file://" + dir + "/a"
+	w.stores[a.URI] = memdriver.New()
+	r := w.router(a)
+	outside := "file://" + dir + "/elsewhere"
+	w.stores[outside] = memdriver.New()
+	if _, err := r.PutPool(ctx, PoolSpec{Name: "b", URI: outside, Weight: 10}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "pool_uri_allow") {
+		t.Errorf("pool outside the allow-list: %v, want ErrInvalid naming pool_uri_allow", err)
+	}
+	if _, err := r.GetPool("b"); !errors.Is(err, ErrPoolNotFound) {
+		t.Errorf("refused pool is registered: %v", err)
+	}
+	inside := a.URI + "/b"
+	w.stores[inside] = memdriver.New()
+	if _, err := r.PutPool(ctx, PoolSpec{Name: "b", URI: inside, Weight: 10}); err != nil {
+		t.Errorf("pool under the control pool's folder: %v", err)
+	}
+	if _, err := r.PatchPool(ctx, "b", PoolPatch{URI: &outside}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("PATCH to a uri outside the allow-list: %v", err)
 	}
 }

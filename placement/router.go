@@ -33,7 +33,30 @@ var (
 	ErrFlavorNotFound  = errors.New("flavor does not exist")
 	ErrInvalid         = errors.New("invalid pool or flavor")
 	ErrNoPool          = errors.New("no pool can take the queue")
+	// ErrFlavorEmpty: the flavor a new queue asks for exists but none of
+	// its pools can take queues. Only an operator can change that, so it
+	// is the request's error (4xx), not a retryable one.
+	ErrFlavorEmpty = errors.New("flavor has no pool that takes queues")
 )
+
+// PoolError is a failure to open one pool's store. It matches
+// ErrPoolUnreachable and wraps the driver's error, so that callers can tell
+// a store that is not up yet (drivers.ErrUnavailable) from one that refuses
+// its credentials (drivers.ErrAuth) and name the pool while they wait.
+type PoolError struct {
+	Pool string
+	Err  error
+}
+
+func (e *PoolError) Error() string {
+	return fmt.Sprintf("%v: pool %q: %v", ErrPoolUnreachable, e.Pool, e.Err)
+}
+
+// Is makes errors.Is(err, ErrPoolUnreachable) hold.
+func (e *PoolError) Is(target error) bool { return target == ErrPoolUnreachable }
+
+// Unwrap gives the driver's error.
+func (e *PoolError) Unwrap() error { return e.Err }
 
 // PoolSpec is one pool as the registry keeps it and the admin API shows
 // it: Zaqar's fields (uri, weight, flavor, options).
@@ -75,6 +98,10 @@ type Options struct {
 	Logger    zerolog.Logger
 	// CacheSize bounds the placement cache (default 100,000 queues).
 	CacheSize int
+	// URIAllow lists the URI prefixes a pool put through the admin API
+	// may have (uriallow.go); empty: the URIs of Pools. AllowAnyURI
+	// allows any.
+	URIAllow []string
 }
 
 // pool is one open pool.
@@ -123,6 +150,11 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	if o.CacheSize <= 0 {
 		o.CacheSize = 100_000
 	}
+	if len(o.URIAllow) == 0 {
+		for _, s := range o.Pools {
+			o.URIAllow = append(o.URIAllow, s.URI)
+		}
+	}
 	cache, _ := lru.New[index.QueueRef, string](o.CacheSize)
 	r := &Router{opts: o, log: o.Logger, pools: map[string]*pool{}, flavors: map[string]FlavorSpec{}, cache: cache}
 	defer func() {
@@ -136,7 +168,7 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	}
 	r.control = r.pools[first.Name].store
 	if err := r.control.CreateContainer(ctx, controlContainer); err != nil {
-		return nil, err
+		return nil, &PoolError{Pool: first.Name, Err: err}
 	}
 	// The registry, with the configured pools written over what it says of
 	// the same names: the configuration wins.
@@ -149,7 +181,15 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 		specs[s.Name] = s
 	}
 	for _, s := range o.Pools {
-		if old, ok := specs[s.Name]; !ok || !sameSpec(old, s) {
+		old, ok := specs[s.Name]
+		if ok && !sameSpec(old, s) {
+			r.log.Warn().Str("pool", s.Name).
+				Str("registry_flavor", old.Flavor).Str("file_flavor", s.Flavor).
+				Int64("registry_weight", old.Weight).Int64("file_weight", s.Weight).
+				Bool("store_changed", old.URI != s.URI || string(old.Options) != string(s.Options)).
+				Msg("the configuration file overrides what the admin API set for this pool")
+		}
+		if !ok || !sameSpec(old, s) {
 			if err := putJSON(ctx, r.control, poolsPrefix+s.Name, s); err != nil {
 				return nil, err
 			}
@@ -171,6 +211,9 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	for _, f := range flavors {
 		r.flavors[f.Name] = f
 	}
+	if err := r.syncFlavors(ctx, true); err != nil {
+		return nil, err
+	}
 	if err := r.rebuildRing(ctx); err != nil {
 		return nil, err
 	}
@@ -189,12 +232,12 @@ func (r *Router) openPool(ctx context.Context, s PoolSpec) error {
 	}
 	st, err := r.opts.Open(ctx, s)
 	if err != nil {
-		return fmt.Errorf("%w: pool %q: %v", ErrPoolUnreachable, s.Name, err)
+		return &PoolError{Pool: s.Name, Err: err}
 	}
 	e, err := r.opts.NewEngine(ctx, s.Name, st)
 	if err != nil {
 		st.Close()
-		return fmt.Errorf("pool %q: %w", s.Name, err)
+		return &PoolError{Pool: s.Name, Err: err}
 	}
 	e.SetDeadLetters(r)
 	r.mu.Lock()
@@ -324,7 +367,7 @@ func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error)
 func (r *Router) ringPool(ref index.QueueRef, flavor string) (string, error) {
 	id, err := r.ring.Load().LookupIn(flavor, ref.Project, ref.Name)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNoPool, err)
+		return "", fmt.Errorf("%w: %w", ErrNoPool, err)
 	}
 	return string(id), nil
 }
@@ -343,6 +386,11 @@ func (r *Router) place(ctx context.Context, ref index.QueueRef, flavor string) (
 		}
 	}
 	p, err := r.ringPool(ref, flavor)
+	if err != nil && flavor != "" {
+		// The flavor exists but its group is empty (or all weight 0):
+		// trying again will not help until an operator acts.
+		return "", fmt.Errorf("%w: %q: %v", ErrFlavorEmpty, flavor, err)
+	}
 	if err != nil {
 		return "", err
 	}

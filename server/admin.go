@@ -28,6 +28,7 @@ var adminRoutes = []route{
 	{"DELETE", "/v2/flavors/{flavor}", (*Server).deleteFlavor, "Flavor could not be deleted."},
 	{"POST", "/v2/migrations", (*Server).startMigration, "Migration could not be started."},
 	{"GET", "/v2/migrations", (*Server).getMigration, "Migration status could not be read."},
+	{"GET", "/v2/migrations/plan", (*Server).planMigration, "Migration plan could not be computed."},
 }
 
 // poolJSON is a pool as the admin API shows it.
@@ -407,4 +408,32 @@ func (s *Server) getMigration(rq *request) (reply, error) {
 		return reply{}, err
 	}
 	return reply{body: r.MigrationStatus()}, nil
+}
+
+// maxPlanMoves bounds the moves a plan lists; "total" still counts all.
+const maxPlanMoves = 10_000
+
+// planMigration lists what POST /v2/migrations {} would move now, changing
+// nothing (`cistern migrate -dry-run`).
+func (s *Server) planMigration(rq *request) (reply, error) {
+	r, err := s.admin()
+	if err != nil {
+		return reply{}, err
+	}
+	moves, err := r.Plan(rq.ctx())
+	if err != nil {
+		return reply{}, err
+	}
+	out := struct {
+		Total     int              `json:"total"`
+		Truncated bool             `json:"truncated,omitempty"`
+		Moves     []placement.Move `json:"moves"`
+	}{Total: len(moves), Moves: moves}
+	if len(moves) > maxPlanMoves {
+		out.Moves, out.Truncated = moves[:maxPlanMoves], true
+	}
+	if out.Moves == nil {
+		out.Moves = []placement.Move{}
+	}
+	return reply{body: out}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -29,15 +30,30 @@ type Config struct {
 	AuthStrategy string         `yaml:"auth_strategy"`
 	Keystone     KeystoneConfig `yaml:"keystone"`
 	// SignedURLSecret enables /v2/queues/{q}/share and signed requests.
-	SignedURLSecret string        `yaml:"signed_url_secret"`
-	Pools           []PoolConfig  `yaml:"pools"`
-	Engine          EngineConfig  `yaml:"engine"`
-	Ring            RingConfig    `yaml:"ring"`
-	Limits          server.Limits `yaml:"limits"`
+	SignedURLSecret string `yaml:"signed_url_secret"`
+	// SignedURLSecretFile holds the secret instead (trailing newline
+	// dropped), so that it shows neither in ps nor in the config file.
+	SignedURLSecretFile string `yaml:"signed_url_secret_file"`
+	// secretInArgs: the secret came from -signed-url-secret, which ps
+	// shows; start-up warns.
+	secretInArgs bool
+	Pools        []PoolConfig  `yaml:"pools"`
+	Engine       EngineConfig  `yaml:"engine"`
+	Ring         RingConfig    `yaml:"ring"`
+	Limits       server.Limits `yaml:"limits"`
 	// AdminListen, when set, serves the admin API (pools, flavors,
 	// migrations) and the public API on a second address; keep it where
 	// only operators reach.
-	AdminListen     string        `yaml:"admin_listen"`
+	AdminListen string `yaml:"admin_listen"`
+	// AdminPprof serves Go's profiler under /debug/pprof/ on the admin
+	// listener; off by default, since the listener has no authentication.
+	AdminPprof bool `yaml:"admin_pprof"`
+	// PoolURIAllow lists the URI prefixes a pool added through the admin
+	// API may have; empty: the URIs of the pools of this configuration
+	// (an fs pool's folder with what is under it). "*" allows any.
+	PoolURIAllow []string `yaml:"pool_uri_allow"`
+	// HTTP bounds the connections of both listeners.
+	HTTP            HTTPConfig    `yaml:"http"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// StartTimeout is how long start-up keeps trying stores that answer
 	// "unavailable" (default 30 s).
@@ -71,6 +87,23 @@ func (c KeystoneConfig) Options() server.KeystoneOptions {
 		AppCredentialID: c.AppCredentialID, AppCredentialSecret: c.AppCredentialSecret,
 		AdminRole: c.AdminRole, WWWAuthenticateURI: c.WWWAuthenticateURI, CacheSize: c.CacheSize,
 		CacheTTL: c.CacheTTL, NegativeTTL: c.NegativeTTL, Timeout: c.Timeout}
+}
+
+// HTTPConfig bounds what one client connection can hold: time to send
+// the headers, time to send the whole request (body included), time kept
+// idle between requests, and the connections served at once (beyond it, new
+// connections wait in the kernel's accept queue).
+type HTTPConfig struct {
+	ReadHeaderTimeout   time.Duration `yaml:"read_header_timeout"`   // default 10s
+	ReadTimeout         time.Duration `yaml:"read_timeout"`          // default 30s, headers and body
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`          // default 2m
+	MaxConnections      int           `yaml:"max_connections"`       // public listener; default 2048, negative: no cap
+	AdminMaxConnections int           `yaml:"admin_max_connections"` // admin listener; default 64, negative: no cap
+}
+
+func defaultHTTP() HTTPConfig {
+	return HTTPConfig{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxConnections: 2048, AdminMaxConnections: 64}
 }
 
 // PoolConfig is one object store. The first pool is the control pool: it
@@ -153,6 +186,7 @@ func defaultConfig() Config {
 		Limits:          server.DefaultLimits(),
 		ShutdownTimeout: 30 * time.Second,
 		StartTimeout:    30 * time.Second,
+		HTTP:            defaultHTTP(),
 	}
 }
 
@@ -168,10 +202,15 @@ object store: a local folder (the default), OpenStack Swift or S3.
   cistern                          serve on 127.0.0.1:8888 from ./cistern-data
   cistern -config cistern.yaml     pools, limits and tuning from a file (docs/configuration.md)
   cistern -driver swift -swift-auth-url URL -swift-user U -swift-key K
-  cistern migrate [-admin URL] [-project P -queue Q] [-pool NAME]
+  cistern migrate [-admin URL] [-dry-run] [-project P -queue Q] [-pool NAME]
                                    move queues to the pool the ring picks (docs/pools.md)
 
 Precedence: defaults < config file < environment < flags.
+
+There is no authentication yet (auth_strategy noauth): the server trusts the X-Project-ID
+of every request, so anyone who reaches the listener can read and write every project's
+queues. Keep it on loopback or behind a proxy that authenticates; the admin listener
+(-admin-listen) has no authentication either. docs/operations.md says what to set.
 
 Flags:
 `)
@@ -179,7 +218,7 @@ Flags:
 		fmt.Fprintf(fs.Output(), `
 Environment:
   CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_DATA, CISTERN_LOG_LEVEL,
-  CISTERN_SIGNED_URL_SECRET, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
+  CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
   CISTERN_KEYSTONE_USER, CISTERN_KEYSTONE_PASSWORD, CISTERN_KEYSTONE_PROJECT,
   CISTERN_KEYSTONE_USER_DOMAIN, CISTERN_KEYSTONE_PROJECT_DOMAIN; for the -driver flags CISTERN_SWIFT_AUTH_URL,
   CISTERN_SWIFT_USER, CISTERN_SWIFT_KEY, CISTERN_SWIFT_PROJECT, CISTERN_S3_ENDPOINT, CISTERN_S3_BUCKET,
@@ -202,8 +241,10 @@ Environment:
 		s3Region     = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
 		s3Access     = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
 		s3Secret     = fs.String("s3-secret-key", "", "S3 secret key")
-		secret       = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); env CISTERN_SIGNED_URL_SECRET")
-		adminListen  = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN")
+		secret       = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); shows in ps: prefer -signed-url-secret-file or env CISTERN_SIGNED_URL_SECRET")
+		secretFile   = fs.String("signed-url-secret-file", "", "file holding the secret for pre-signed URLs; env CISTERN_SIGNED_URL_SECRET_FILE")
+		adminListen  = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN.\nIt has NO AUTHENTICATION: whoever reaches it can add pools and move queues; keep it on loopback or a private network")
+		adminPprof   = fs.Bool("admin-pprof", false, "also serve Go's profiler under /debug/pprof/ on the admin listener")
 		authStrategy = fs.String("auth-strategy", "", "noauth (default) or keystone (docs/auth.md); env CISTERN_AUTH_STRATEGY")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -249,8 +290,26 @@ Environment:
 	} {
 		pick(kv.dst, "", kv.env)
 	}
+	pick(&cfg.SignedURLSecretFile, *secretFile, "CISTERN_SIGNED_URL_SECRET_FILE")
 	if *logJSON {
 		cfg.LogJSON = true
+	}
+	if *adminPprof {
+		cfg.AdminPprof = true
+	}
+	cfg.secretInArgs = *secret != ""
+	if cfg.SignedURLSecretFile != "" {
+		if *secret != "" || getenv("CISTERN_SIGNED_URL_SECRET") != "" {
+			return Config{}, errors.New("give the signed-URL secret once: a secret file and a secret both set")
+		}
+		raw, err := os.ReadFile(cfg.SignedURLSecretFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("signed-URL secret: %w", err)
+		}
+		cfg.SignedURLSecret = strings.TrimRight(string(raw), "\r\n")
+		if cfg.SignedURLSecret == "" {
+			return Config{}, fmt.Errorf("signed-URL secret file %s is empty", cfg.SignedURLSecretFile)
+		}
 	}
 
 	dataDir := ""
@@ -300,6 +359,11 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		return errors.New("listen address is empty")
 	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel)
+	}
 	switch c.AuthStrategy {
 	case "", "noauth":
 	case "keystone":
@@ -345,6 +409,24 @@ func (c *Config) Validate() error {
 		default:
 			return fmt.Errorf("pool %q: kind %q: want fs, swift or s3", p.Name, p.Kind)
 		}
+	}
+	def := defaultHTTP()
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&c.HTTP.ReadHeaderTimeout, def.ReadHeaderTimeout}, {&c.HTTP.ReadTimeout, def.ReadTimeout}, {&c.HTTP.IdleTimeout, def.IdleTimeout}} {
+		if *f.v < 0 {
+			return fmt.Errorf("http: negative timeout %s", *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if c.HTTP.MaxConnections == 0 {
+		c.HTTP.MaxConnections = def.MaxConnections
+	}
+	if c.HTTP.AdminMaxConnections == 0 {
+		c.HTTP.AdminMaxConnections = def.AdminMaxConnections
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("limits: %w", err)

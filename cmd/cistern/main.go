@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -41,28 +42,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
 		os.Exit(2)
 	}
-	log := newLogger(cfg)
-	// A store that is still starting (or briefly overloaded) answers
-	// "unavailable": keep trying for a while before giving up.
-	var d *daemon
-	for start := time.Now(); ; {
-		d, err = newDaemon(context.Background(), cfg, log)
-		if err == nil || !errors.Is(err, drivers.ErrUnavailable) || time.Since(start) > cfg.StartTimeout {
-			break
-		}
-		log.Warn().Err(err).Msg("a store is unavailable; trying again")
-		time.Sleep(time.Second)
-	}
+	log := newLogger(cfg, os.Stderr)
+	d, err := startDaemon(context.Background(), cfg, log, time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
 		os.Exit(1)
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		s := <-sig
-		d.log.Info().Str("signal", s.String()).Msg("shutting down")
-		d.exit()
+		for s := range sig {
+			if s == syscall.SIGHUP {
+				// Its default action would kill the server (a closed
+				// terminal, a reload by habit): nothing is reloaded.
+				d.log.Warn().Str("signal", s.String()).Msg("SIGHUP ignored: nothing is reloaded; restart to apply configuration changes")
+				continue
+			}
+			d.log.Info().Str("signal", s.String()).Msg("shutting down")
+			d.exit()
+			return
+		}
 	}()
 	if err := d.main(); err != nil {
 		d.log.Error().Err(err).Msg("serve failed")
@@ -70,18 +69,65 @@ func main() {
 	}
 }
 
-func newLogger(cfg Config) zerolog.Logger {
+// newLogger writes to w; colours only when w is a terminal, so that
+// journald, files and pipes get no escape codes.
+func newLogger(cfg Config, w *os.File) zerolog.Logger {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil || cfg.LogLevel == "" {
 		level = zerolog.InfoLevel
 	}
 	var l zerolog.Logger
 	if cfg.LogJSON {
-		l = zerolog.New(os.Stderr)
+		l = zerolog.New(w)
 	} else {
-		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
+		l = zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !terminal(w)})
 	}
 	return l.Level(level).With().Timestamp().Logger()
+}
+
+// terminal reports whether f is a character device (a terminal).
+func terminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// startDaemon builds the daemon, trying again every retryEvery while a
+// store answers "unavailable" (it is still starting, or its host is not up
+// yet), for at most cfg.StartTimeout. A store that refuses the credentials,
+// or any other error, ends start-up at once: waiting cannot fix a wrong key
+// or a bad configuration.
+func startDaemon(ctx context.Context, cfg Config, log zerolog.Logger, retryEvery time.Duration) (*daemon, error) {
+	deadline := time.Now().Add(cfg.StartTimeout)
+	for {
+		d, err := newDaemon(ctx, cfg, log)
+		if err == nil {
+			return d, nil
+		}
+		if errors.Is(err, drivers.ErrAuth) {
+			return nil, fmt.Errorf("%w (not retried: fix the pool's credentials)", err)
+		}
+		if !errors.Is(err, drivers.ErrUnavailable) {
+			return nil, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("gave up after start_timeout %s: %w", cfg.StartTimeout, err)
+		}
+		ev := log.Warn().Err(err).Dur("time_left", left.Round(time.Second))
+		var pe *placement.PoolError
+		if errors.As(err, &pe) {
+			ev.Str("pool", pe.Pool).Msgf("waiting for pool %s", pe.Pool)
+		} else {
+			ev.Msg("waiting for the control pool's store")
+		}
+		t := time.NewTimer(min(retryEvery, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // daemon is one cistern process: New binds the listener (so 127.0.0.1:0
@@ -146,6 +192,7 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		Seed:      cfg.Ring.Seed,
 		PartPower: cfg.Ring.PartPower,
 		Logger:    log,
+		URIAllow:  uriAllow(cfg, specs),
 	})
 	if err != nil {
 		return nil, err
@@ -171,24 +218,38 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 	if err != nil {
 		return nil, err
 	}
-	if d.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		return nil, err
 	}
-	d.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	d.ln = limitListen(ln, cfg.HTTP.MaxConnections)
+	d.http = d.httpServer(srv.Handler())
 	if cfg.AdminListen != "" {
-		if d.adminL, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		al, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
 			return nil, err
 		}
-		// The admin listener also serves Go's profiler, for operators.
+		d.adminL = limitListen(al, cfg.HTTP.AdminMaxConnections)
 		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		if cfg.AdminPprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		}
 		mux.Handle("/", srv.AdminHandler())
-		d.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.admin = d.httpServer(mux)
 	}
 	return d, nil
+}
+
+// httpServer bounds a listener's connections in time: headers, the whole
+// request with its body (a client trickling a body cannot hold a
+// connection, a descriptor and a goroutine for ever), and idleness.
+func (d *daemon) httpServer(h http.Handler) *http.Server {
+	c := d.cfg.HTTP
+	return &http.Server{Handler: h, ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout,
+		IdleTimeout: c.IdleTimeout, ErrorLog: stdlog.New(d.log.With().Str("component", "http").Logger(), "", 0)}
 }
 
 // logCapabilities says at start-up what guarantees a pool's store gives.
@@ -213,8 +274,9 @@ func (d *daemon) addr() string { return d.ln.Addr().String() }
 // main serves until exit.
 func (d *daemon) main() error {
 	d.log.Info().Str("listen", "http://"+d.addr()).Msg("cistern serving the Zaqar v2 API")
+	d.warnExposure()
 	if d.admin != nil {
-		d.log.Info().Str("listen", "http://"+d.adminL.Addr().String()).Msg("admin API (pools, flavors, migrations)")
+		d.log.Info().Str("listen", "http://"+d.adminL.Addr().String()).Bool("pprof", d.cfg.AdminPprof).Msg("admin API (pools, flavors, migrations)")
 		go func() {
 			if err := d.admin.Serve(d.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error().Err(err).Msg("admin listener failed")
@@ -227,6 +289,39 @@ func (d *daemon) main() error {
 		return nil
 	}
 	return err
+}
+
+// warnExposure says at start-up who can do what: there is no
+// authentication yet, so a listener reachable from other hosts lets anyone
+// act as any project, and the admin listener lets anyone manage pools.
+func (d *daemon) warnExposure() {
+	if d.cfg.secretInArgs {
+		d.log.Warn().Msg("the signed-URL secret was given with -signed-url-secret, which every user of this host sees in ps: " +
+			"use CISTERN_SIGNED_URL_SECRET or -signed-url-secret-file")
+	}
+	if d.cfg.AuthStrategy == "" || d.cfg.AuthStrategy == "noauth" {
+		if !loopback(d.ln.Addr()) {
+			d.log.Warn().Str("listen", d.addr()).Msg("serving WITHOUT AUTHENTICATION on a non-loopback address: " +
+				"anyone who reaches it can read, write and delete every project's queues (X-Project-ID is trusted); " +
+				"put an authenticating proxy in front or listen on 127.0.0.1")
+		}
+	}
+	if d.admin == nil {
+		return
+	}
+	ev := d.log.Info()
+	if !loopback(d.adminL.Addr()) {
+		ev = d.log.Warn()
+	}
+	ev.Str("listen", d.adminL.Addr().String()).Strs("pool_uri_allow", d.router.URIAllow()).
+		Msg("the admin listener has NO AUTHENTICATION: whoever reaches it can add pools (within pool_uri_allow) and move queues; keep it on loopback or a private network")
+}
+
+// loopback reports whether a listener's address is reachable only from
+// this host. The unspecified address (0.0.0.0, ::) is not.
+func loopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // exit shuts the daemon down in order and unblocks main.

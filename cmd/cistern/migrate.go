@@ -41,11 +41,20 @@ Flags:
 	queue := fs.String("queue", "", "the queue to move (default: every misplaced queue)")
 	pool := fs.String("pool", "", "pool to move the queue to (default: the ring's choice)")
 	every := fs.Duration("every", 500*time.Millisecond, "how often to poll the progress")
+	dryRun := fs.Bool("dry-run", false, "list the queues a migration of every misplaced queue would move, and where, and move nothing")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *dryRun {
+		if *queue != "" || *pool != "" {
+			fmt.Fprintln(out, "cistern migrate: -dry-run shows the moves of every misplaced queue; it takes no -queue or -pool")
+			return 2
+		}
+		c := &adminClient{base: strings.TrimSuffix(*admin, "/"), http: &http.Client{Timeout: 5 * time.Minute}}
+		return printPlan(c, out)
 	}
 	body := map[string]string{}
 	if *queue != "" {
@@ -80,6 +89,32 @@ Flags:
 		}
 		time.Sleep(*every) // the pace of a progress display
 	}
+}
+
+// printPlan prints what a migration would move, one queue a line.
+func printPlan(c *adminClient, out io.Writer) int {
+	data, err := c.do("GET", "/v2/migrations/plan", nil)
+	if err != nil {
+		fmt.Fprintln(out, "cistern migrate:", err)
+		return 1
+	}
+	var plan struct {
+		Total     int              `json:"total"`
+		Truncated bool             `json:"truncated"`
+		Moves     []placement.Move `json:"moves"`
+	}
+	if err := json.Unmarshal(data, &plan); err != nil {
+		fmt.Fprintln(out, "cistern migrate: plan:", err)
+		return 1
+	}
+	for _, m := range plan.Moves {
+		fmt.Fprintf(out, "%s/%s: %s -> %s\n", m.Project, m.Queue, m.From, m.To)
+	}
+	if plan.Truncated {
+		fmt.Fprintf(out, "(the first %d of %d)\n", len(plan.Moves), plan.Total)
+	}
+	fmt.Fprintf(out, "%d queues would move (dry run: nothing moved)\n", plan.Total)
+	return 0
 }
 
 // progressBar renders a one-line bar: [#####.....] 12/40 moved, 0 failed.

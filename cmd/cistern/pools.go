@@ -120,3 +120,17 @@ func openSpec(ctx context.Context, s placement.PoolSpec) (drivers.Store, error) 
 	}
 	return nil, fmt.Errorf("uri %q: scheme %q is not file, swift+http(s) or s3(+http(s))", s.URI, scheme)
 }
+
+// uriAllow is the allow-list of pool URI prefixes for the admin API: the
+// configuration's pool_uri_allow, or by default the URIs of the pools it
+// defines (an fs pool's folder covers what is under it).
+func uriAllow(cfg Config, specs []placement.PoolSpec) []string {
+	if len(cfg.PoolURIAllow) > 0 {
+		return cfg.PoolURIAllow
+	}
+	out := make([]string, 0, len(specs))
+	for _, s := range specs {
+		out = append(out, s.URI)
+	}
+	return out
+}

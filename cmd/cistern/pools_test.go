@@ -24,6 +24,7 @@ func TestAddPoolAndMigrate(t *testing.T) {
 	dir := t.TempDir()
 	addr, admin := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`admin_listen: %s
+pool_uri_allow: [file://%s]
 pools:
   - name: one
     kind: fs
@@ -31,7 +32,7 @@ pools:
   - name: two
     kind: fs
     path: %s
-`, admin, filepath.Join(dir, "one"), filepath.Join(dir, "two"))
+`, admin, dir, filepath.Join(dir, "one"), filepath.Join(dir, "two"))
 	cfgPath := filepath.Join(dir, "cistern.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

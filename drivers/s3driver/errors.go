@@ -180,7 +180,7 @@ func (s *Store) mapErr(ctx context.Context, err error, format string, args ...an
 	}
 	code, status := codeOf(err), statusOf(err)
 	if isAuth(code, status) {
-		return drivers.Wrap(drivers.ErrUnavailable, err, "%s: %s", msg, authHint)
+		return drivers.Wrap(drivers.ErrUnavailable, fmt.Errorf("%w: %w", drivers.ErrAuth, err), "%s: %s", msg, authHint)
 	}
 	if code == "NoSuchBucket" {
 		return drivers.Wrap(drivers.ErrUnavailable, err, "%s: bucket %q does not exist", msg, s.bucket)

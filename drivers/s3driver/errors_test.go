@@ -82,6 +82,10 @@ func TestMapErr(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.inText) {
 				t.Errorf("%q does not mention %q", err, tc.inText)
 			}
+			// Start-up stops at once on a refused key instead of waiting.
+			if auth := tc.inText == "credentials" || tc.inText == "region" || tc.inText == "clock"; errors.Is(err, drivers.ErrAuth) != auth {
+				t.Errorf("errors.Is(%v, ErrAuth) = %v, want %v", err, !auth, auth)
+			}
 		})
 	}
 	if s.mapErr(context.Background(), nil, "op") != nil {

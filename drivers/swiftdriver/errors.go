@@ -12,8 +12,8 @@ import (
 	"github.com/cistern-mq/cistern/drivers"
 )
 
-// errAuth marks a failure to (re-)authenticate.
-var errAuth = errors.New("swift authentication failed")
+// errAuth marks a failure to (re-)authenticate; it wraps drivers.ErrAuth.
+var errAuth = fmt.Errorf("swift authentication failed: %w", drivers.ErrAuth)
 
 // fail turns an error from ncw/swift into the drivers error contract. ctx
 // is the caller's context: when it has ended, its error is what the caller
@@ -49,7 +49,7 @@ func classify(err error) (kind, cause error) {
 	case code == http.StatusUnauthorized:
 		return drivers.ErrUnavailable, fmt.Errorf("%w: 401 even after re-authenticating (check User, Key and AuthURL, or the AuthToken): %v", errAuth, err)
 	case code == http.StatusForbidden:
-		return drivers.ErrUnavailable, fmt.Errorf("403 forbidden: the user may not do this on the account or container: %w", err)
+		return drivers.ErrUnavailable, fmt.Errorf("%w: 403 forbidden: the user may not do this on the account or container: %w", drivers.ErrAuth, err)
 	}
 	return kindOfStatus(code), err
 }

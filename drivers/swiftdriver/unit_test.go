@@ -199,7 +199,7 @@ func fakeAuth(t *testing.T, authStatus, storage int) (srv *httptest.Server, auth
 func TestAuthFailure(t *testing.T) {
 	srv, _ := fakeAuth(t, http.StatusUnauthorized, http.StatusOK)
 	_, err := New(context.Background(), Config{AuthURL: srv.URL + "/auth/v1.0", User: "a:b", Key: "wrong"})
-	if !errors.Is(err, drivers.ErrUnavailable) || !errors.Is(err, errAuth) || !strings.Contains(err.Error(), `"a:b"`) {
+	if !errors.Is(err, drivers.ErrUnavailable) || !errors.Is(err, errAuth) || !errors.Is(err, drivers.ErrAuth) || !strings.Contains(err.Error(), `"a:b"`) {
 		t.Errorf("New with a wrong key: %v, want ErrUnavailable saying authentication failed for a:b", err)
 	}
 }
