@@ -108,6 +108,9 @@ type Rule struct {
 	// when its Prefix option starts with KeyPrefix.
 	ContainerPrefix string
 	KeyPrefix       string
+	// Gets restricts the rule's gets to whole-object reads (the engine's
+	// recovery) or to ranged reads (its body reads); GetsAll hits both.
+	Gets GetFilter
 	// Prob is the chance that a matching request is hit, in (0, 1];
 	// 0 means always.
 	Prob float64
@@ -121,6 +124,16 @@ type Rule struct {
 	// Latency is the wait of Delay and Timeout.
 	Latency time.Duration
 }
+
+// GetFilter selects gets by whether they ask for a range.
+type GetFilter int
+
+// The filters.
+const (
+	GetsAll GetFilter = iota
+	GetsWhole
+	GetsRanged
+)
 
 // Options configure a Store. The zero value is usable.
 type Options struct {
@@ -236,7 +249,7 @@ type fault struct {
 
 // decide picks the fault for one request, or none. key is "" for verbs
 // without a key; for List it is the listing's prefix.
-func (f *Store) decide(v Verb, container, key string) fault {
+func (f *Store) decide(v Verb, container, key string, ranged bool) fault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
@@ -249,7 +262,7 @@ func (f *Store) decide(v Verb, container, key string) fault {
 		return fault{hit: true, effect: Fail, err: drivers.Wrap(drivers.ErrUnavailable, syscall.ENOSPC, "fs %s %s/%.64s", v, container, key)}
 	}
 	for i, a := range f.rules {
-		if !a.matches(v, container, key) {
+		if !a.matches(v, container, key, ranged) {
 			continue
 		}
 		if a.Prob > 0 && a.Prob < 1 && f.rng.Float64() >= a.Prob {
@@ -270,8 +283,11 @@ func (f *Store) decide(v Verb, container, key string) fault {
 	return fault{}
 }
 
-func (a *active) matches(v Verb, container, key string) bool {
+func (a *active) matches(v Verb, container, key string, ranged bool) bool {
 	if (a.Effect == Torn || a.Effect == Flip) && v != Get {
+		return false
+	}
+	if v == Get && (a.Gets == GetsWhole && ranged || a.Gets == GetsRanged && !ranged) {
 		return false
 	}
 	if len(a.Verbs) > 0 && !slices.Contains(a.Verbs, v) {
@@ -313,7 +329,7 @@ func after(ft fault, err error) error {
 
 // Put implements drivers.Store.
 func (f *Store) Put(ctx context.Context, c, k string, data []byte, o *drivers.PutOptions) error {
-	ft := f.decide(Put, c, k)
+	ft := f.decide(Put, c, k, false)
 	if err := f.before(ctx, ft); err != nil {
 		return err
 	}
@@ -323,7 +339,7 @@ func (f *Store) Put(ctx context.Context, c, k string, data []byte, o *drivers.Pu
 // Get implements drivers.Store. Torn and Flip change a copy: the store
 // underneath keeps the object whole.
 func (f *Store) Get(ctx context.Context, c, k string, o *drivers.GetOptions) ([]byte, error) {
-	ft := f.decide(Get, c, k)
+	ft := f.decide(Get, c, k, o != nil && o.Range != nil)
 	if err := f.before(ctx, ft); err != nil {
 		return nil, err
 	}
@@ -349,7 +365,7 @@ func (f *Store) Get(ctx context.Context, c, k string, o *drivers.GetOptions) ([]
 
 // Head implements drivers.Store.
 func (f *Store) Head(ctx context.Context, c, k string) (drivers.Attrs, error) {
-	ft := f.decide(Head, c, k)
+	ft := f.decide(Head, c, k, false)
 	if err := f.before(ctx, ft); err != nil {
 		return drivers.Attrs{}, err
 	}
@@ -362,7 +378,7 @@ func (f *Store) Head(ctx context.Context, c, k string) (drivers.Attrs, error) {
 
 // Delete implements drivers.Store.
 func (f *Store) Delete(ctx context.Context, c, k string) error {
-	ft := f.decide(Delete, c, k)
+	ft := f.decide(Delete, c, k, false)
 	if err := f.before(ctx, ft); err != nil {
 		return err
 	}
@@ -384,7 +400,7 @@ func (f *Store) DeleteKeys(ctx context.Context, c string, keys []string) error {
 	if len(keys) > 0 {
 		first = keys[0]
 	}
-	ft := f.decide(DeleteKeys, c, first)
+	ft := f.decide(DeleteKeys, c, first, false)
 	if err := f.before(ctx, ft); err != nil {
 		return err
 	}
@@ -397,7 +413,7 @@ func (f *Store) List(ctx context.Context, c string, o *drivers.ListOptions) (dri
 	if o != nil {
 		prefix = o.Prefix
 	}
-	ft := f.decide(List, c, prefix)
+	ft := f.decide(List, c, prefix, false)
 	if err := f.before(ctx, ft); err != nil {
 		return drivers.Page{}, err
 	}
@@ -410,7 +426,7 @@ func (f *Store) List(ctx context.Context, c string, o *drivers.ListOptions) (dri
 
 // CreateContainer implements drivers.Store.
 func (f *Store) CreateContainer(ctx context.Context, c string) error {
-	ft := f.decide(CreateContainer, c, "")
+	ft := f.decide(CreateContainer, c, "", false)
 	if err := f.before(ctx, ft); err != nil {
 		return err
 	}
@@ -419,7 +435,7 @@ func (f *Store) CreateContainer(ctx context.Context, c string) error {
 
 // DeleteContainer implements drivers.Store.
 func (f *Store) DeleteContainer(ctx context.Context, c string) error {
-	ft := f.decide(DeleteContainer, c, "")
+	ft := f.decide(DeleteContainer, c, "", false)
 	if err := f.before(ctx, ft); err != nil {
 		return err
 	}
@@ -433,7 +449,7 @@ func (f *Store) ListContainers(ctx context.Context, o *drivers.ListOptions) (dri
 	if o != nil {
 		prefix = o.Prefix
 	}
-	ft := f.decide(ListContainers, prefix, "")
+	ft := f.decide(ListContainers, prefix, "", false)
 	if err := f.before(ctx, ft); err != nil {
 		return drivers.Page{}, err
 	}

@@ -271,3 +271,23 @@ func TestDownAndFull(t *testing.T) {
 		t.Fatalf("Put after Clear: %v", err)
 	}
 }
+
+func TestGetFilter(t *testing.T) {
+	s, _, _ := newStore(t)
+	rng := &drivers.GetOptions{Range: &drivers.Range{Offset: 1, Length: 2}}
+	s.Add(Rule{Name: "whole", Gets: GetsWhole})
+	if _, err := s.Get(ctx, "c", "k", nil); err == nil {
+		t.Error("whole get passed a whole-only rule")
+	}
+	if _, err := s.Get(ctx, "c", "k", rng); err != nil {
+		t.Errorf("ranged get hit a whole-only rule: %v", err)
+	}
+	s.Remove("whole")
+	s.Add(Rule{Gets: GetsRanged})
+	if _, err := s.Get(ctx, "c", "k", nil); err != nil {
+		t.Errorf("whole get hit a ranged-only rule: %v", err)
+	}
+	if _, err := s.Get(ctx, "c", "k", rng); err == nil {
+		t.Error("ranged get passed a ranged-only rule")
+	}
+}
