@@ -1,0 +1,88 @@
+package index_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cistern-mq/cistern/drivers/faultstore"
+	"github.com/cistern-mq/cistern/drivers/memdriver"
+	"github.com/cistern-mq/cistern/index"
+)
+
+// TestFaultTornRecoveryReads: a queue loaded while the store returns torn
+// or flipped objects either fails to load (and loads once the store reads
+// whole again) or loads whole; it never loads a smaller queue.
+func TestFaultTornRecoveryReads(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		prefix string
+		effect faultstore.Effect
+	}{
+		{"torn snapshots", "snap/", faultstore.Torn},
+		{"flipped snapshots", "snap/", faultstore.Flip},
+		{"torn logs", "log/", faultstore.Torn},
+		{"flipped logs", "log/", faultstore.Flip},
+		{"torn catalog", "catalog/", faultstore.Torn},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := memdriver.New()
+			ref := index.QueueRef{Project: "p", Name: "torn"}
+			e := openFault(t, base) // a snapshot every 4 logs
+			var ids []string
+			for i := range 14 {
+				ids = append(ids, postOne(t, e, ref, fmt.Sprintf(`"m%d"`, i)))
+			}
+			// Delete the oldest ones, so that collection has logs to drop.
+			for _, id := range ids[:6] {
+				if err := e.DeleteMessage(ctx, ref, id, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.Close()
+			f := faultstore.New(base, faultstore.Options{Seed: 3})
+			f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.Get}, Gets: faultstore.GetsWhole, KeyPrefix: c.prefix, Effect: c.effect})
+			e2 := openFault(t, f)
+			ms, err := e2.List(ctx, ref, index.ListOptions{Limit: 100, Echo: true, IncludeClaimed: true})
+			if err == nil {
+				checkLive(t, "while torn", ms, ids[6:], "")
+			}
+			// A post while the store tears reads must not be lost either.
+			late, err := e2.Post(ctx, ref, "c", []index.NewMessage{{Body: []byte(`"late"`)}})
+			f.Clear()
+			want := ""
+			if err == nil {
+				ids = append(ids, late[0])
+				want = `"late"`
+			}
+			ms, err = e2.List(ctx, ref, index.ListOptions{Limit: 100, Echo: true, IncludeClaimed: true})
+			if err != nil {
+				t.Fatalf("List once the store reads whole: %v", err)
+			}
+			checkLive(t, "same engine, store whole again", ms, ids[6:], want)
+			ms, err = openFault(t, base).List(ctx, ref, index.ListOptions{Limit: 100, Echo: true, IncludeClaimed: true})
+			if err != nil {
+				t.Fatalf("List after reopen: %v", err)
+			}
+			checkLive(t, "reopened", ms, ids[6:], want)
+		})
+	}
+}
+
+// checkLive checks that ms are the messages ids, the first posted as
+// "m6", "m7"..., and the last with body last when last is not "".
+func checkLive(t *testing.T, when string, ms []index.Message, ids []string, last string) {
+	t.Helper()
+	if len(ms) != len(ids) {
+		t.Errorf("%s: queue lists %d messages %q, want %d", when, len(ms), bodiesOf(ms), len(ids))
+		return
+	}
+	for i, m := range ms {
+		want := fmt.Sprintf(`"m%d"`, 6+i)
+		if last != "" && i == len(ms)-1 {
+			want = last
+		}
+		if m.ID != ids[i] || string(m.Body) != want {
+			t.Errorf("%s: message %d is %s %s, want %s %s", when, i, m.ID, m.Body, ids[i], want)
+		}
+	}
+}
