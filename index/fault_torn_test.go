@@ -17,12 +17,16 @@ func TestFaultTornRecoveryReads(t *testing.T) {
 		name   string
 		prefix string
 		effect faultstore.Effect
+		seed   uint64
 	}{
-		{"torn snapshots", "snap/", faultstore.Torn},
-		{"flipped snapshots", "snap/", faultstore.Flip},
-		{"torn logs", "log/", faultstore.Torn},
-		{"flipped logs", "log/", faultstore.Flip},
-		{"torn catalog", "catalog/", faultstore.Torn},
+		{"torn snapshots", "snap/", faultstore.Torn, 3},
+		{"flipped snapshots", "snap/", faultstore.Flip, 3},
+		{"torn logs", "log/", faultstore.Torn, 3},
+		{"flipped logs", "log/", faultstore.Flip, 3},
+		{"torn catalog", "catalog/", faultstore.Torn, 3},
+		// Seed 9 flips a letter of the queue's generation: the catalog
+		// then names a container that does not exist.
+		{"flipped catalog", "catalog/", faultstore.Flip, 9},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			base := memdriver.New()
@@ -39,7 +43,7 @@ func TestFaultTornRecoveryReads(t *testing.T) {
 				}
 			}
 			e.Close()
-			f := faultstore.New(base, faultstore.Options{Seed: 3})
+			f := faultstore.New(base, faultstore.Options{Seed: c.seed})
 			f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.Get}, Gets: faultstore.GetsWhole, KeyPrefix: c.prefix, Effect: c.effect})
 			e2 := openFault(t, f)
 			ms, err := e2.List(ctx, ref, index.ListOptions{Limit: 100, Echo: true, IncludeClaimed: true})
