@@ -45,10 +45,11 @@ func faultSeeds(t *testing.T) []uint64 {
 	return out
 }
 
-// transientFaults are faults the engine rides out without failing a
-// write it has accepted: unavailable writes (retried), lost answers of
-// unavailable writes (retried, then recognised as landed), timeouts,
-// latency, and failed reads (the request fails, nothing is half done).
+// transientFaults are faults the engine is meant to ride out: unavailable
+// writes (retried), lost answers of unavailable writes (retried, then
+// recognised as landed), timeouts, latency, and failed reads (the request
+// fails, nothing is half done). One mix still fails a batch: a lost answer
+// whose checking read fails too is taken for fencing.
 func transientFaults(f *faultstore.Store) {
 	w := []faultstore.Verb{faultstore.Put, faultstore.Delete, faultstore.DeleteKeys, faultstore.CreateContainer}
 	r := []faultstore.Verb{faultstore.Get, faultstore.List, faultstore.Head}
