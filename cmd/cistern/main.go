@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/faultstore"
 	"github.com/cistern-mq/cistern/drivers/storemetrics"
 	"github.com/cistern-mq/cistern/drivers/throttle"
 	"github.com/cistern-mq/cistern/index"
@@ -171,6 +172,16 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 				return nil, err
 			}
 			logCapabilities(log, s.Name, st)
+			// CISTERN_FAULTS is for tests only: the crash test injects
+			// store faults into the real binary (docs/testing.md).
+			if spec := os.Getenv("CISTERN_FAULTS"); spec != "" {
+				fst, err := faultstore.FromSpec(st, spec)
+				if err != nil {
+					return nil, err
+				}
+				log.Warn().Str("pool", s.Name).Str("faults", spec).Msg("CISTERN_FAULTS is set: injecting store faults (tests only)")
+				st = fst
+			}
 			// Counted (placement's requests too), and at most
 			// max_store_requests in flight: requests beyond wait here.
 			limit := cfg.Engine.MaxStoreRequests

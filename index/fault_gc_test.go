@@ -1,0 +1,64 @@
+package index_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cistern-mq/cistern/drivers/drivertest"
+	"github.com/cistern-mq/cistern/drivers/faultstore"
+	"github.com/cistern-mq/cistern/drivers/memdriver"
+	"github.com/cistern-mq/cistern/index"
+)
+
+// TestFaultCollectKeepsBodiesOfFailedDeletes: garbage collection must
+// judge a log object by what the store holds, not by changes still on
+// their way to it. A delete applied in memory while a collection lists the
+// logs, and whose own write then fails, must not cost the message its
+// body: the message is still live in the store.
+func TestFaultCollectKeepsBodiesOfFailedDeletes(t *testing.T) {
+	base := memdriver.New()
+	entered, unblock := make(chan struct{}, 1), make(chan struct{})
+	f := faultstore.New(base, faultstore.Options{Sleep: func(ctx context.Context, _ time.Duration) error {
+		entered <- struct{}{}
+		<-unblock
+		return nil
+	}})
+	e := openFault(t, f) // a snapshot every 4 logs
+	ref := index.QueueRef{Project: "p", Name: "gc"}
+	x := postOne(t, e, ref, `"X"`) // alone in log 1
+	for i := range 7 {
+		postOne(t, e, ref, fmt.Sprintf(`"filler %d"`, i)) // logs 2-8: snapshots 4 and 8
+	}
+	// The next collection (after snapshot 12, keeping logs after 8) waits
+	// in its listing until the delete of X is applied in memory.
+	f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.List}, KeyPrefix: "log/", Effect: faultstore.Delay, Count: 1})
+	for i := range 4 {
+		postOne(t, e, ref, fmt.Sprintf(`"more %d"`, i))
+	}
+	<-entered
+	f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.Put}, KeyPrefix: "log/", Count: 4}) // the delete's write fails, retries included
+	done := make(chan error, 1)
+	go func() { done <- e.DeleteMessage(ctx, ref, x, "") }()
+	drivertest.Eventually(t, "the delete to be applied in memory", func() bool {
+		st, err := e.Stats(ctx, ref)
+		return err == nil && st.Total == 11
+	})
+	close(unblock)
+	if err := <-done; err == nil {
+		t.Fatal("the delete was acknowledged although its write failed")
+	}
+	got, err := e.GetMessages(ctx, ref, []string{x})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("X after its delete failed: %v, %v; want it live", got, err)
+	}
+	if string(got[0].Body) != `"X"` {
+		t.Errorf("X is live but its body reads %q: its log object was collected", got[0].Body)
+	}
+	e2 := openFault(t, base)
+	got, err = e2.GetMessages(ctx, ref, []string{x})
+	if err != nil || len(got) != 1 || string(got[0].Body) != `"X"` {
+		t.Errorf("after reopen X = %q, %v", bodiesOf(got), err)
+	}
+}
