@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -132,10 +133,16 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 		if err != nil && !errors.Is(err, drivers.ErrNotFound) {
 			return nil, err
 		}
+		if err == nil && int64(len(data)) != hi-int64(first.off) {
+			// A live body's object is there but the read came back short
+			// (torn on its way): never serve what is left as the body.
+			return nil, fmt.Errorf("%w: %s/%s: read %d bytes of %d", drivers.ErrUnavailable,
+				first.container, logKey(first.log), len(data), hi-int64(first.off))
+		}
 		for _, i := range miss[start:end] {
 			l := locs[i]
 			lo := int64(l.off) - int64(first.off)
-			if err != nil || lo+int64(l.size) > int64(len(data)) {
+			if err != nil {
 				continue // gone: deleted and collected meanwhile
 			}
 			// A copy: a sub-slice would keep the whole ranged read (up

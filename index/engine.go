@@ -31,6 +31,11 @@ var (
 	ErrMessageClaimed      = errors.New("message is claimed; it cannot be deleted without a valid claim ID")
 	ErrMessageNotClaimed   = errors.New("a claim was specified, but the message is not currently claimed")
 	ErrMessageNotClaimedBy = errors.New("message is claimed by another claim")
+	// ErrQueueDamaged: the catalog names a queue whose objects are
+	// missing from the store (its container was removed behind Cistern's
+	// back). Nothing is recreated silently: the queue refuses work until
+	// an operator restores the objects or deletes the queue.
+	ErrQueueDamaged = errors.New("the queue's objects are missing from the store")
 	// ErrInvalidMessage: a message to post without a valid TTL or delay
 	// (the HTTP layer resolves defaults and limits before posting).
 	ErrInvalidMessage = errors.New("invalid message")

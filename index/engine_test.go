@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/drivertest"
 )
 
@@ -158,10 +159,61 @@ func TestMissingContainer(t *testing.T) {
 		}
 	}
 	e2 := openEngine(t, mem, newFakeClock(), nil)
-	if _, err := e2.Post(ctx, q, "c", bodies(1, "y")); err != nil {
-		t.Fatalf("post to a queue whose container vanished: %v", err)
+	if _, err := e2.Post(ctx, q, "c", bodies(1, "y")); !errors.Is(err, ErrQueueDamaged) {
+		t.Fatalf("post to a queue whose container vanished: %v, want ErrQueueDamaged", err)
+	}
+	if _, err := mem.List(ctx, "q-"+catalogGen(t, mem, q), nil); err == nil {
+		t.Error("the vanished container was made again silently")
 	}
 	if err := e2.DeleteQueue(ctx, q); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
+	if _, err := e2.Post(ctx, q, "c", bodies(1, "z")); err != nil {
+		t.Fatalf("post after the damaged queue was deleted: %v", err)
+	}
+}
+
+// A queue whose container vanished after it was snapshotted fails to
+// load, loudly, and can still be deleted.
+func TestMissingContainerAfterSnapshot(t *testing.T) {
+	mem := newMem()
+	e := openEngine(t, mem, newFakeClock(), func(o *Options) { o.SnapshotLogs = 2 })
+	q := QueueRef{Project: "p", Name: "lost"}
+	for range 4 {
+		if _, err := e.Post(ctx, q, "c", bodies(1, "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Close()
+	gen := catalogGen(t, mem, q)
+	keys, _ := mem.List(ctx, "q-"+gen, nil)
+	for _, k := range keys.Objects {
+		mem.Delete(ctx, "q-"+gen, k.Key)
+	}
+	if err := mem.DeleteContainer(ctx, "q-"+gen); err != nil {
+		t.Fatal(err)
+	}
+	e2 := openEngine(t, mem, newFakeClock(), nil)
+	if _, err := e2.List(ctx, q, ListOptions{Limit: 10, Echo: true}); !errors.Is(err, ErrQueueDamaged) {
+		t.Fatalf("list of a queue whose container vanished: %v, want ErrQueueDamaged", err)
+	}
+	if err := e2.DeleteQueue(ctx, q); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, exists, err := e2.Queue(ctx, q); err != nil || exists {
+		t.Fatalf("after delete: exists %v, %v", exists, err)
+	}
+}
+
+func catalogGen(t *testing.T, s drivers.Store, q QueueRef) string {
+	t.Helper()
+	data, err := s.Get(ctx, controlContainer, catalogKey(q), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ent catalogEntry
+	if err := json.Unmarshal(data, &ent); err != nil {
+		t.Fatal(err)
+	}
+	return ent.Gen
 }

@@ -47,7 +47,7 @@ func TestFaultDownMemoryBounded(t *testing.T) {
 					wg.Go(func() {
 						for i := from + c; i < from+n; i += 4 {
 							b := json.RawMessage(fmt.Sprintf(`{"i":%d,"pad":%q}`, i, pad))
-							_, err := e.Post(ctx, refs[i%2], "c", []index.NewMessage{{Body: b}})
+							_, err := e.Post(ctx, refs[i%2], "c", []index.NewMessage{{Body: b, TTL: 3600}})
 							if !errors.Is(err, drivers.ErrUnavailable) {
 								t.Errorf("post %d while the store is %s: %v, want unavailable", i, mode, err)
 								return
@@ -71,7 +71,7 @@ func TestFaultDownMemoryBounded(t *testing.T) {
 			}
 			f.Clear()
 			drivertest.Eventually(t, "a post to succeed once the store is back", func() bool {
-				_, err := e.Post(ctx, refs[0], "c", []index.NewMessage{{Body: json.RawMessage(`"after"`)}})
+				_, err := e.Post(ctx, refs[0], "c", []index.NewMessage{{Body: json.RawMessage(`"after"`), TTL: 3600}})
 				return err == nil
 			})
 			for _, ref := range refs {

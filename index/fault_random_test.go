@@ -277,7 +277,7 @@ func faultRandom(t *testing.T, base drivers.Store, seed uint64, faults func(*fau
 	f.Clear()
 	probe := index.QueueRef{Project: "p", Name: "probe"}
 	drivertest.Eventually(t, "a post to succeed once the store is back", func() bool {
-		_, err := e.Post(ctx, probe, "c", []index.NewMessage{{Body: json.RawMessage(`"probe"`)}})
+		_, err := e.Post(ctx, probe, "c", []index.NewMessage{{Body: json.RawMessage(`"probe"`), TTL: 3600}})
 		return err == nil
 	})
 	checkAll(t, l, e, refs, "same engine")

@@ -49,7 +49,7 @@ func TestFaultTornRecoveryReads(t *testing.T) {
 				checkLive(t, "while torn", ms, ids[6:], "")
 			}
 			// A post while the store tears reads must not be lost either.
-			late, err := e2.Post(ctx, ref, "c", []index.NewMessage{{Body: []byte(`"late"`)}})
+			late, err := e2.Post(ctx, ref, "c", []index.NewMessage{{Body: []byte(`"late"`), TTL: 3600}})
 			f.Clear()
 			want := ""
 			if err == nil {
@@ -106,7 +106,7 @@ func TestFaultFlippedCatalog(t *testing.T) {
 		f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.Get}, KeyPrefix: "catalog/", Effect: faultstore.Flip, Count: 1})
 		e2 := openFault(t, f)
 		want := []string{before}
-		if late, err := e2.Post(ctx, ref, "c", []index.NewMessage{{Body: []byte(`"late"`)}}); err == nil {
+		if late, err := e2.Post(ctx, ref, "c", []index.NewMessage{{Body: []byte(`"late"`), TTL: 3600}}); err == nil {
 			want = append(want, late[0])
 		}
 		ms, err := openFault(t, base).List(ctx, ref, index.ListOptions{Limit: 10, Echo: true})

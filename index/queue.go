@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,15 +125,21 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 		}
 	}
 	st, from, err := q.readSnapshot(ctx, snaps)
-	if errors.Is(err, drivers.ErrNotFound) && ent.Snap != nil {
-		// The recorded snapshot is gone (it should not be): list.
-		e.log.Warn().Str("queue", q.ref.String()).Uint64("snapshot", *ent.Snap).Msg("recorded snapshot missing; listing")
+	if err != nil && ent.Snap != nil && *ent.Snap > 0 {
+		// The recorded snapshot is gone or unreadable (it should be
+		// neither): the one before it, and every log after that, are
+		// kept for this.
+		e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", *ent.Snap).Msg("recorded snapshot not readable; listing")
 		if snaps, err = q.listSnapshots(ctx); err == nil {
 			st, from, err = q.readSnapshot(ctx, snaps)
 		}
+		if errors.Is(err, drivers.ErrNotFound) {
+			// Replaying from log 1 could miss collected logs: refuse.
+			err = fmt.Errorf("%w: %s: its catalog names snapshot %d, and no snapshot can be read", drivers.ErrUnavailable, q.ref, *ent.Snap)
+		}
 	}
 	if errors.Is(err, drivers.ErrNotFound) {
-		st, from, err = newState(), 0, nil
+		st, from, err = newState(), 0, nil // never snapshotted
 	}
 	if err != nil {
 		return err
@@ -150,8 +157,9 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 		recs, err := decodeLog(data)
 		if err != nil {
 			// A log object is written whole or not at all; one that does
-			// not decode was damaged in the store. Refuse to guess.
-			return fmt.Errorf("index: log %d of %s: %w", seq, q.ref, err)
+			// not decode was torn on its way or damaged in the store.
+			// Refuse to guess; a torn read heals on retry.
+			return fmt.Errorf("%w: index: log %d of %s: %w", drivers.ErrUnavailable, seq, q.ref, err)
 		}
 		for i := range recs {
 			st.apply(&recs[i], seq)
@@ -176,8 +184,7 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 	return nil
 }
 
-// listSnapshots lists the queue's snapshots, ascending. A container the
-// store no longer has is made again, empty.
+// listSnapshots lists the queue's snapshots, ascending.
 func (q *queue) listSnapshots(ctx context.Context) ([]uint64, error) {
 	e := q.e
 	var snaps []uint64
@@ -185,16 +192,7 @@ func (q *queue) listSnapshots(ctx context.Context) ([]uint64, error) {
 	for {
 		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: "snap/", Marker: marker})
 		if errors.Is(err, drivers.ErrNotFound) {
-			// The catalog names a container the store no longer has (removed
-			// behind Cistern's back): whatever it held is gone. Make it
-			// again, so that the queue can be used and deleted; create-only
-			// log writes still fence us if logs turn up after all.
-			e.log.Error().Str("queue", q.ref.String()).Str("container", q.container).
-				Msg("queue container missing from the store; recreating it empty")
-			if err := e.store.CreateContainer(ctx, q.container); err != nil {
-				return nil, fmt.Errorf("index: recreate container of %s: %w", q.ref, err)
-			}
-			break
+			return nil, q.damaged(err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("index: list snapshots of %s: %w", q.ref, err)
@@ -213,14 +211,24 @@ func (q *queue) listSnapshots(ctx context.Context) ([]uint64, error) {
 	return snaps, nil
 }
 
+// damaged reports that the queue's container is missing from the store,
+// loudly: the catalog says it holds data, so it is not made again empty.
+func (q *queue) damaged(cause error) error {
+	q.e.log.Error().Err(cause).Str("queue", q.ref.String()).Str("container", q.container).
+		Msg("queue container missing from the store: restore it, or delete the queue")
+	return fmt.Errorf("%w: %s (container %s)", ErrQueueDamaged, q.ref, q.container)
+}
+
 // readSnapshot decodes the newest readable snapshot among snaps
-// (ascending). ErrNotFound when none is there: with no snapshots, the
-// state starts empty at log 1.
+// (ascending); with none listed, the state starts empty at log 1.
+// ErrNotFound when every one listed is gone, ErrUnavailable when one is
+// there but none decodes.
 func (q *queue) readSnapshot(ctx context.Context, snaps []uint64) (*state, uint64, error) {
 	e := q.e
 	if len(snaps) == 0 {
 		return newState(), 0, nil
 	}
+	corrupt := false
 	for i := len(snaps) - 1; i >= 0; i-- {
 		data, err := e.store.Get(ctx, q.container, snapKey(snaps[i]), nil)
 		if errors.Is(err, drivers.ErrNotFound) {
@@ -232,11 +240,17 @@ func (q *queue) readSnapshot(ctx context.Context, snaps []uint64) (*state, uint6
 		s, seq, err := decodeSnapshot(data)
 		if err != nil {
 			e.log.Error().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", snaps[i]).Msg("skipping unreadable snapshot")
+			corrupt = true
 			continue
 		}
 		return s, seq, nil
 	}
-	return nil, 0, fmt.Errorf("index: no readable snapshot of %s: %w", q.ref, drivers.ErrNotFound)
+	if corrupt {
+		// An older snapshot than an unreadable one may lack logs that
+		// were collected: do not guess. A torn read heals on retry.
+		return nil, 0, fmt.Errorf("%w: index: no snapshot of %s decodes: %w", drivers.ErrUnavailable, q.ref, errCorrupt)
+	}
+	return nil, 0, fmt.Errorf("index: no snapshot of %s: %w", q.ref, drivers.ErrNotFound)
 }
 
 // batchFor returns the open batch, starting one if needed. Callers hold mu.
@@ -301,6 +315,7 @@ func (q *queue) flushLoop() {
 		}
 		var snap []byte
 		var snapSeq uint64
+		var snapLive map[uint64]int
 		if b != nil {
 			q.logsSinceSnap++
 		}
@@ -312,6 +327,10 @@ func (q *queue) flushLoop() {
 				snapSeq = b.seq
 			}
 			snap = encodeSnapshot(q.st, snapSeq, q.e.now())
+			// What the snapshot holds is durable once it is written;
+			// the index may by then hold changes that are not (a delete
+			// whose write will fail): collection goes by the snapshot.
+			snapLive = maps.Clone(q.st.logLive)
 			q.snapDue = false
 			q.logsSinceSnap = 0
 			q.lastSnapAt = q.e.now()
@@ -343,7 +362,7 @@ func (q *queue) flushLoop() {
 			close(b.done)
 		}
 		if snap != nil {
-			q.writeSnapshot(ctx, container, snapSeq, snap)
+			q.writeSnapshot(ctx, container, snapSeq, snap, snapLive)
 		}
 	}
 }
@@ -362,17 +381,8 @@ func (q *queue) writeLog(ctx context.Context, container string, b *batch) error 
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, drivers.ErrNotFound) && attempt == 0 {
-			// The catalog names a container the store no longer has
-			// (removed behind Cistern's back): whatever it held is gone.
-			// Make it again, so that the queue can be used and deleted;
-			// create-only writes still fence us if logs turn up after all.
-			e.log.Error().Str("queue", q.ref.String()).Str("container", container).
-				Msg("queue container missing from the store; recreating it empty")
-			if err = e.store.CreateContainer(ctx, container); err != nil {
-				return fmt.Errorf("index: recreate container of %s: %w", q.ref, err)
-			}
-			continue
+		if errors.Is(err, drivers.ErrNotFound) {
+			return q.damaged(err)
 		}
 		if errors.Is(err, drivers.ErrPreconditionFailed) {
 			have, gerr := e.store.Get(ctx, container, logKey(b.seq), nil)
@@ -411,7 +421,7 @@ func (q *queue) failLocked(err error, b *batch) {
 	q.e.burned.raise(q.ref, q.st.nextSeq)
 }
 
-func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64, data []byte) {
+func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64, data []byte, live map[uint64]int) {
 	e := q.e
 	if err := e.store.Put(ctx, container, snapKey(seq), data, nil); err != nil {
 		e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", seq).Msg("snapshot write failed; will retry later")
@@ -425,7 +435,7 @@ func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64,
 	recorded := q.recordSnapshotLocked(ctx, seq)
 	q.mu.Unlock()
 	if recorded {
-		q.collect(ctx, container)
+		q.collect(ctx, container, live)
 	}
 }
 
@@ -453,12 +463,13 @@ func (q *queue) recordSnapshotLocked(ctx context.Context, seq uint64) bool {
 }
 
 // collect deletes what the two newest snapshots make unnecessary: older
-// snapshots, and log objects up to the older of the two that hold no live
-// message body. Logs after the older snapshot stay, so that a recovery that
+// snapshots, and log objects up to the older of the two that hold no
+// message body live in the newest snapshot (live: the logs it counts
+// bodies in; no later change can bring a body back to life). Logs after the older snapshot stay, so that a recovery that
 // starts from that one (a listing or a catalog read that lags) still finds
 // every log it needs. Snapshots go first: while a snapshot is there, every
 // log after it is too, so a recovery that finds one can replay from it.
-func (q *queue) collect(ctx context.Context, container string) {
+func (q *queue) collect(ctx context.Context, container string, live map[uint64]int) {
 	e := q.e
 	q.mu.Lock()
 	if len(q.snaps) < 2 || !q.serving() {
@@ -477,7 +488,7 @@ func (q *queue) collect(ctx context.Context, container string) {
 	}
 	var logs []string
 	if err == nil {
-		logs, err = q.listBelow(ctx, container, "log/", keep, func(s uint64) bool { return q.st.logLive[s] == 0 })
+		logs, err = q.listBelow(ctx, container, "log/", keep, func(s uint64) bool { return live[s] == 0 })
 	}
 	if err == nil {
 		err = drivers.DeleteMany(ctx, e.store, container, logs)

@@ -170,10 +170,37 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 		q.leave(phaseStale)
 		return nil
 	})
+	if errors.Is(err, ErrQueueDamaged) {
+		container, err = e.deleteDamaged(ctx, ref)
+	}
 	if err == nil && container != "" {
 		e.wg.Go(func() { e.removeQueueObjects(context.Background(), container) })
 	}
 	return err
+}
+
+// deleteDamaged deletes a queue that cannot load because its objects are
+// missing: its catalog entry goes, as for any queue.
+func (e *Engine) deleteDamaged(ctx context.Context, ref QueueRef) (container string, err error) {
+	data, err := e.store.Get(ctx, controlContainer, catalogKey(ref), nil)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var ent catalogEntry
+	if err := json.Unmarshal(data, &ent); err != nil || ent.Gen == "" {
+		return "", fmt.Errorf("index: catalog entry of %s: %w", ref, errCorrupt)
+	}
+	if err := e.store.Put(ctx, controlContainer, trashPrefix+ent.Gen, nil, nil); err != nil {
+		return "", err
+	}
+	if err := e.store.Delete(ctx, controlContainer, catalogKey(ref)); err != nil {
+		return "", err
+	}
+	e.log.Warn().Str("queue", ref.String()).Msg("deleted a queue whose objects were missing from the store")
+	return "q-" + ent.Gen, nil
 }
 
 // removeQueueObjects empties and deletes a deleted queue's container, then

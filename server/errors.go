@@ -88,6 +88,10 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	case errors.Is(err, index.ErrMessageClaimed), errors.Is(err, index.ErrMessageNotClaimedBy):
 		return &apiError{status: http.StatusForbidden, title: "Unable to delete",
 			description: "This message is claimed; it cannot be deleted without a valid claim ID."}
+	case errors.Is(err, index.ErrQueueDamaged):
+		return &apiError{status: http.StatusServiceUnavailable, title: "Service temporarily unavailable",
+			description: fmt.Sprintf("The objects of queue %s are missing from the store; an operator must restore them, or delete the queue.", q),
+			retryAfter:  30, cause: err}
 	case errors.Is(err, index.ErrInvalidMessage):
 		return badAPI(err.Error())
 	case errors.Is(err, placement.ErrFlavorNotFound):
