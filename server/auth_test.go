@@ -25,7 +25,7 @@ import (
 // tokens to one service user and answers validations from a table of
 // client tokens. Times come from the test's clock.
 type fakeKeystone struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	clk *enginetest.Clock
 
@@ -45,7 +45,7 @@ type fakeToken struct {
 	expires time.Time
 }
 
-func newFakeKeystone(t *testing.T, clk *enginetest.Clock) *fakeKeystone {
+func newFakeKeystone(t testing.TB, clk *enginetest.Clock) *fakeKeystone {
 	f := &fakeKeystone{t: t, clk: clk, tokens: map[string]fakeToken{}, svc: map[string]bool{}, svcTTL: time.Hour}
 	hs := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(hs.Close)
