@@ -108,12 +108,14 @@ func (k *realKeystone) call(t *testing.T, method, path, token, body string, hdr 
 // within seconds: Keystone caps the expiry of a token issued for an
 // application credential at the credential's own expires_at, so the
 // fixture's one-hour token expiration stays as it is for every other test.
-// The test later calls waitExpired before using it.
+// Eight seconds leave room for the token request on a loaded machine
+// (password hashing takes a second there); the test calls waitExpired
+// before using it.
 func (k *realKeystone) expiringToken(t *testing.T) string {
 	t.Helper()
 	alice, tb := k.tokenDoc(t, "alice")
 	uid := tb.Token.User.ID
-	expires := time.Now().UTC().Add(4 * time.Second).Format("2006-01-02T15:04:05")
+	expires := time.Now().UTC().Add(8 * time.Second).Format("2006-01-02T15:04:05")
 	body := fmt.Sprintf(`{"application_credential":{"name":"cistern-expiring-%d","expires_at":%q}}`, time.Now().UnixNano(), expires)
 	st, data, _ := k.call(t, "POST", "/users/"+uid+"/application_credentials", alice, body)
 	var ac struct {
