@@ -3,8 +3,9 @@
 #
 # Starts the backends the tests need on 127.0.0.1 (a single-node OpenStack
 # Swift serving the Swift and S3 APIs, versitygw, an S3 server that
-# enforces conditional writes, and a Keystone with the fixture of
-# scripts/keystone.sh), installing them first on a fresh machine, then
+# enforces conditional writes, a Keystone with the fixture of
+# scripts/keystone.sh, and a second Swift proxy authenticating with that
+# Keystone), installing them first on a fresh machine, then
 # checks formatting and vet, then runs `go test -race ./...` with the
 # Swift, S3 and Keystone suites required: a missing backend fails the run
 # instead of skipping; python3-zaqarclient is installed the same way for the client
@@ -17,19 +18,27 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf 'test.sh: %s\n' "$*" >&2; }
 
-started=()
+started=() # "script command" to undo a start, in start order
 cleanup() {
-  for s in "${started[@]}"; do scripts/"$s".sh stop >/dev/null 2>&1 || true; done
+  local i
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+    # shellcheck disable=SC2086 # "script command"
+    scripts/${started[i]% *}.sh ${started[i]#* } >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
 
 for s in swift-aio versitygw keystone; do
-  if ! scripts/"$s".sh status >/dev/null 2>&1; then started+=("$s"); fi
+  if ! scripts/"$s".sh status >/dev/null 2>&1; then started+=("$s stop"); fi
   out=$(scripts/"$s".sh start)
   # The tests turn keystone auth on per server; exported, the strategy would
   # also switch on in the cistern binaries the cmd tests start.
   eval "$(grep -v '^export CISTERN_AUTH_STRATEGY=' <<<"$out")"
 done
+# The Swift driver's Keystone path: a second Swift proxy with authtoken +
+# keystoneauth against that Keystone (the tempauth proxy stays as it is).
+if ! scripts/swift-aio.sh keystone-status >/dev/null 2>&1; then started+=("swift-aio keystone-stop"); fi
+eval "$(scripts/swift-aio.sh keystone-start)"
 export CISTERN_REQUIRE_BACKENDS=1
 
 # A real Zaqar client (Debian's python3-zaqarclient) drives the server in

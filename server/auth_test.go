@@ -25,7 +25,7 @@ import (
 // tokens to one service user and answers validations from a table of
 // client tokens. Times come from the test's clock.
 type fakeKeystone struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	clk *enginetest.Clock
 
@@ -45,7 +45,7 @@ type fakeToken struct {
 	expires time.Time
 }
 
-func newFakeKeystone(t *testing.T, clk *enginetest.Clock) *fakeKeystone {
+func newFakeKeystone(t testing.TB, clk *enginetest.Clock) *fakeKeystone {
 	f := &fakeKeystone{t: t, clk: clk, tokens: map[string]fakeToken{}, svc: map[string]bool{}, svcTTL: time.Hour}
 	hs := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(hs.Close)
@@ -424,4 +424,72 @@ func TestKeystoneSignedURLWithoutToken(t *testing.T) {
 	e.must(req{method: "GET", path: "/v2/queues/shared/messages", header: signed}, http.StatusNotFound)
 	signed["X-Project-ID"] = share.Project
 	e.must(req{method: "GET", path: "/v2/pools", header: signed}, http.StatusUnauthorized)
+}
+
+// hammer sends n API requests with token straight to h (no sockets: the
+// count, not the transport, is under test), cycling through reads of queue
+// q, its messages and stats, the queue list and a ping, with a post every
+// 100 requests, and calls tick after each. Every answer must be a 2xx.
+func hammer(t *testing.T, h http.Handler, token, q string, n int, tick func()) {
+	t.Helper()
+	post := struct{ method, path, body string }{"POST", "/v2/queues/" + q + "/messages", `{"messages":[{"ttl":3600,"body":1}]}`}
+	routes := []struct{ method, path, body string }{
+		{"GET", "/v2/queues/" + q + "/messages?echo=true&limit=1", ""},
+		{"GET", "/v2/queues/" + q + "/stats", ""},
+		{"GET", "/v2/queues/" + q, ""},
+		{"GET", "/v2/queues?limit=1", ""},
+		{"HEAD", "/v2/ping", ""},
+	}
+	for i := range n {
+		rt := routes[i%len(routes)]
+		if i%100 == 0 {
+			rt = post
+		}
+		r := httptest.NewRequest(rt.method, rt.path, strings.NewReader(rt.body))
+		r.Header.Set("X-Auth-Token", token)
+		r.Header.Set("Client-ID", clientA)
+		if rt.body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code/100 != 2 {
+			t.Fatalf("request %d, %s %s: %d %s", i, rt.method, rt.path, w.Code, w.Body)
+		}
+		tick()
+	}
+}
+
+// keystoneRequestsMetric is cistern_keystone_requests_total as /metrics
+// shows it.
+func keystoneRequestsMetric(t *testing.T, h http.Handler) int {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(w.Body.String(), "\n") {
+		var n int
+		if _, err := fmt.Sscanf(line, "cistern_keystone_requests_total %d", &n); err == nil {
+			return n
+		}
+	}
+	t.Fatalf("no cistern_keystone_requests_total in /metrics:\n%s", w.Body)
+	return 0
+}
+
+// TestKeystoneRequestsPer10000: the target of at most 2 Keystone requests
+// per 10,000 API requests from one client with one token, with the default
+// cache_ttl (5 min) and the requests spread over 4 minutes: one service
+// authentication and one validation, on the fake's count and on /metrics.
+func TestKeystoneRequestsPer10000(t *testing.T) {
+	e, fk, _ := keystoneEnv(t, func(o *KeystoneOptions) { o.CacheTTL = 0 })
+	fk.issue("tok-alice", "alpha", "member")
+	e.must(as("tok-alice", req{method: "PUT", path: "/v2/queues/busy"}), http.StatusCreated)
+	hammer(t, e.srv.Handler(), "tok-alice", "busy", 10000-1, func() { e.clk.Advance(24 * time.Millisecond) })
+	if n := fk.validate.Load() + fk.auths.Load(); n > 2 {
+		t.Errorf("Keystone saw %d requests (%d validations, %d authentications) for 10,000 API requests, want at most 2",
+			n, fk.validate.Load(), fk.auths.Load())
+	}
+	if n := keystoneRequestsMetric(t, e.srv.Handler()); n > 2 {
+		t.Errorf("cistern_keystone_requests_total %d after 10,000 API requests with one token, want at most 2", n)
+	}
 }

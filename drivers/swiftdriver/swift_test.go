@@ -35,9 +35,38 @@ func swiftConfig(t testing.TB, prefix string) Config {
 	return cfg
 }
 
+// keystoneConfig reads the Keystone-authenticated Swift that
+// `scripts/swift-aio.sh keystone-start` prints: a Keystone user and
+// project, the storage URL found in Keystone's catalog.
+func keystoneConfig(t testing.TB, prefix string) Config {
+	t.Helper()
+	cfg := Config{
+		AuthURL:         os.Getenv("CISTERN_SWIFT_KEYSTONE_AUTH_URL"),
+		User:            os.Getenv("CISTERN_SWIFT_KEYSTONE_USER"),
+		Key:             os.Getenv("CISTERN_SWIFT_KEYSTONE_KEY"),
+		Project:         os.Getenv("CISTERN_SWIFT_KEYSTONE_PROJECT"),
+		UserDomain:      os.Getenv("CISTERN_SWIFT_KEYSTONE_DOMAIN"),
+		Region:          os.Getenv("CISTERN_SWIFT_KEYSTONE_REGION"),
+		ContainerPrefix: prefix,
+	}
+	if cfg.AuthURL == "" || cfg.User == "" || cfg.Key == "" || cfg.Project == "" {
+		const msg = "no Keystone-authenticated Swift to test against: start one with `eval \"$(scripts/keystone.sh start)\"; eval \"$(scripts/swift-aio.sh start)\"; eval \"$(scripts/swift-aio.sh keystone-start)\"`, which sets the CISTERN_SWIFT_KEYSTONE_* variables"
+		if os.Getenv("CISTERN_REQUIRE_BACKENDS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return cfg
+}
+
 func newSwiftStore(t testing.TB, prefix string) *Store {
 	t.Helper()
-	s, err := New(context.Background(), swiftConfig(t, prefix))
+	return openStore(t, swiftConfig(t, prefix))
+}
+
+func openStore(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	s, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -54,6 +83,34 @@ func TestConformance(t *testing.T) {
 		t.Errorf("Capabilities() = %+v, want %+v", got, want)
 	}
 	drivertest.Run(t, s)
+}
+
+// TestConformanceKeystone runs the conformance suite against a Swift whose
+// proxy authenticates with Keystone (authtoken + keystoneauth): the driver
+// gets a Keystone v3 token and the storage URL from the catalog.
+func TestConformanceKeystone(t *testing.T) {
+	cfg := keystoneConfig(t, testPrefix)
+	s := openStore(t, cfg)
+	// the account is the project's, under Keystone's reseller prefix
+	if u := s.conn.StorageUrl; !strings.Contains(u, "/v1/AUTH_") || strings.Contains(u, "AUTH_test") {
+		t.Fatalf("storage URL %q: want the Keystone project's account from the catalog", u)
+	}
+	want := drivers.Capabilities{Driver: "swift", CreateOnly: drivers.CreateOnlyBestEffort, BatchDelete: true}
+	if got := s.Capabilities(); got != want {
+		t.Errorf("Capabilities() = %+v, want %+v", got, want)
+	}
+	drivertest.Run(t, s)
+}
+
+// TestKeystoneWrongPassword: Keystone's refusal is an error from New, not a
+// store that fails later.
+func TestKeystoneWrongPassword(t *testing.T) {
+	cfg := keystoneConfig(t, testPrefix)
+	cfg.Key += "-wrong"
+	if s, err := New(context.Background(), cfg); err == nil {
+		s.Close()
+		t.Fatal("New with a wrong Keystone password succeeded")
+	}
 }
 
 func BenchmarkStore(b *testing.B) {
