@@ -3,12 +3,10 @@ package index
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -71,17 +69,6 @@ type postedBody struct {
 	body []byte
 }
 
-func logKey(seq uint64) string  { return fmt.Sprintf("log/%020d", seq) }
-func snapKey(seq uint64) string { return fmt.Sprintf("snap/%020d", seq) }
-
-func parseSeqKey(key, prefix string) (uint64, bool) {
-	if !strings.HasPrefix(key, prefix) {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(key[len(prefix):], 10, 64)
-	return v, err == nil
-}
-
 // load reads the queue's catalog entry and, if the queue exists, rebuilds
 // its index: the newest readable snapshot, then every log after it, found
 // by reading the next sequence number until one is missing (listings may
@@ -95,9 +82,9 @@ func (q *queue) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ent catalogEntry
-	if err := json.Unmarshal(data, &ent); err != nil || ent.Gen == "" {
-		return fmt.Errorf("index: catalog entry of %s: %w", q.ref, errCorrupt)
+	ent, err := decodeCatalogEntry(data)
+	if err != nil {
+		return fmt.Errorf("index: %s: %w", q.ref, err)
 	}
 	return q.recover(ctx, ent)
 }
@@ -108,14 +95,14 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 	q.exists = true
 	q.entry = ent
 	q.settings = parseSettings(ent.Metadata)
-	q.container = "q-" + ent.Gen
+	q.container = queueContainer(ent.Gen)
 	q.movers = map[uint64]bool{}
 	q.lastSnapAt = e.now()
 
 	var snaps []uint64
 	marker := ""
 	for {
-		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: "snap/", Marker: marker})
+		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: snapPrefix, Marker: marker})
 		if errors.Is(err, drivers.ErrNotFound) {
 			// The catalog names a container the store no longer has (removed
 			// behind Cistern's back): whatever it held is gone. Make it
@@ -132,7 +119,7 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 			return fmt.Errorf("index: list snapshots of %s: %w", q.ref, err)
 		}
 		for _, o := range p.Objects {
-			if s, ok := parseSeqKey(o.Key, "snap/"); ok {
+			if s, ok := parseSeqKey(o.Key, snapPrefix); ok {
 				snaps = append(snaps, s)
 			}
 		}
@@ -395,14 +382,14 @@ func (q *queue) collect(ctx context.Context, container string) {
 	}
 	marker := ""
 	for {
-		p, err := e.store.List(ctx, container, &drivers.ListOptions{Prefix: "log/", Marker: marker})
+		p, err := e.store.List(ctx, container, &drivers.ListOptions{Prefix: logPrefix, Marker: marker})
 		if err != nil {
 			e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("garbage collection: list failed")
 			return
 		}
 		q.mu.Lock()
 		for _, o := range p.Objects {
-			s, ok := parseSeqKey(o.Key, "log/")
+			s, ok := parseSeqKey(o.Key, logPrefix)
 			if !ok || s > keep {
 				p.Next = ""
 				break

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -103,15 +102,16 @@ type Router struct {
 	wg  sync.WaitGroup
 }
 
-// The control container of the first pool holds, beside the engine's own
-// catalog of that pool's queues:
+// The control container of the first pool (the engine's, index.ControlContainer)
+// holds, beside the engine's own catalog of that pool's queues, the
+// records below; <ref key> is index.RefKey.
 const (
-	controlContainer = "cistern-control"
-	placementPrefix  = "placement/" // placement/<project>/<queue> -> {"pool"}
+	controlContainer = index.ControlContainer
+	placementPrefix  = "placement/" // placement/<ref key> -> {"pool"}
 	poolsPrefix      = "pools/"     // pools/<name> -> PoolSpec
 	flavorsPrefix    = "flavors/"   // flavors/<name> -> FlavorSpec
 	ringKey          = "ring"       // the ring, ring.Set.MarshalBinary
-	migratingPrefix  = "migrating/" // migrating/<project>/<queue> -> {"from","to"}
+	migratingPrefix  = "migrating/" // migrating/<ref key> -> {"from","to"}
 )
 
 // Open opens every pool (configured or registered), rebuilds the ring and
@@ -281,18 +281,9 @@ func (r *Router) rebuildRing(ctx context.Context) error {
 // Ring returns the ring in force.
 func (r *Router) Ring() *ring.Set { return r.ring.Load() }
 
-// placementKey is "placement/<project>/<queue>", the project escaped as in
-// the engine's catalog.
-func placementKey(ref index.QueueRef) string {
-	return placementPrefix + escapeProject(ref.Project) + "/" + ref.Name
-}
-
-func escapeProject(p string) string {
-	if p == "" {
-		return "%"
-	}
-	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(p)
-}
+// placementKey is "placement/<ref key>", the queue named as in the
+// engine's catalog.
+func placementKey(ref index.QueueRef) string { return placementPrefix + index.RefKey(ref) }
 
 type placementEntry struct {
 	Pool string `json:"pool"`
@@ -479,13 +470,6 @@ func listJSON[T any](ctx context.Context, s drivers.Store, prefix string) ([]T, 
 		}
 		marker = p.Next
 	}
-}
-
-func unescape(s string) (string, error) {
-	if s == "%" {
-		return "", nil
-	}
-	return url.PathUnescape(s)
 }
 
 // PoolDepth is what one pool holds in memory.
