@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/cistern-mq/cistern/index"
@@ -22,5 +23,25 @@ func TestKeysAreUnchanged(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("key %q, want %q", c.got, c.want)
 		}
+	}
+}
+
+// A damaged placement record is reported, not read as "no placement": that
+// sent requests for an existing queue to whichever pool the ring picks, where
+// the queue does not exist.
+func TestCorruptPlacementRefused(t *testing.T) {
+	w := newWorld(t)
+	a := w.memPool("a", 100)
+	r := w.router(a)
+	q := index.QueueRef{Project: "p", Name: "q"}
+	if _, err := r.CreateQueue(ctx, q, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.control.Put(ctx, controlContainer, placementKey(q), []byte(`{"pool":""}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	r.cache.Purge()
+	if _, _, err := r.Queue(ctx, q); !errors.Is(err, errCorrupt) {
+		t.Fatalf("queue with a damaged placement: %v, want errCorrupt", err)
 	}
 }

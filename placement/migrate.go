@@ -67,11 +67,6 @@ func (m *migrator) step(name string, ref index.QueueRef) error {
 	return nil
 }
 
-type migratingEntry struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
 func migratingKey(ref index.QueueRef) string { return migratingPrefix + index.RefKey(ref) }
 
 // MigrateQueue moves one queue to pool to ("" = where the ring puts it now)
@@ -236,10 +231,15 @@ func listMigrating(ctx context.Context, r *Router) (map[index.QueueRef]migrating
 			if !ok {
 				continue
 			}
-			var ent migratingEntry
-			if err := getJSON(ctx, r.control, o.Key, &ent); err == nil {
-				out[ref] = ent
+			ent, err := getRecord(ctx, r.control, o.Key, decodeMigrating)
+			if errors.Is(err, drivers.ErrNotFound) {
+				continue // finished since the listing
 			}
+			if err != nil {
+				r.log.Warn().Err(err).Str("key", o.Key).Msg("unreadable migration marker left alone")
+				continue
+			}
+			out[ref] = ent
 		}
 		if p.Next == "" {
 			return out, nil

@@ -140,7 +140,7 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	}
 	// The registry, with the configured pools written over what it says of
 	// the same names: the configuration wins.
-	registered, err := listJSON[PoolSpec](ctx, r.control, poolsPrefix)
+	registered, err := listRecords(ctx, r.control, poolsPrefix, decodePoolSpec)
 	if err != nil {
 		return nil, fmt.Errorf("placement: read pool registry: %w", err)
 	}
@@ -164,7 +164,7 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 			return nil, err
 		}
 	}
-	flavors, err := listJSON[FlavorSpec](ctx, r.control, flavorsPrefix)
+	flavors, err := listRecords(ctx, r.control, flavorsPrefix, decodeFlavorSpec)
 	if err != nil {
 		return nil, fmt.Errorf("placement: read flavors: %w", err)
 	}
@@ -285,17 +285,12 @@ func (r *Router) Ring() *ring.Set { return r.ring.Load() }
 // engine's catalog.
 func placementKey(ref index.QueueRef) string { return placementPrefix + index.RefKey(ref) }
 
-type placementEntry struct {
-	Pool string `json:"pool"`
-}
-
 // lookup returns the pool a queue lives on, or "" when it has no placement.
 func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error) {
 	if p, ok := r.cache.Get(ref); ok {
 		return p, nil
 	}
-	var ent placementEntry
-	err := getJSON(ctx, r.control, placementKey(ref), &ent)
+	ent, err := getRecord(ctx, r.control, placementKey(ref), decodePlacement)
 	if errors.Is(err, drivers.ErrNotFound) {
 		return "", nil
 	}
@@ -437,16 +432,18 @@ func putJSON(ctx context.Context, s drivers.Store, key string, v any) error {
 	return s.Put(ctx, controlContainer, key, data, nil)
 }
 
-func getJSON(ctx context.Context, s drivers.Store, key string, v any) error {
+// getRecord reads one record and decodes it with decode.
+func getRecord[T any](ctx context.Context, s drivers.Store, key string, decode func([]byte) (T, error)) (T, error) {
 	data, err := s.Get(ctx, controlContainer, key, nil)
 	if err != nil {
-		return err
+		var zero T
+		return zero, err
 	}
-	return json.Unmarshal(data, v)
+	return decode(data)
 }
 
-// listJSON reads every object under prefix.
-func listJSON[T any](ctx context.Context, s drivers.Store, prefix string) ([]T, error) {
+// listRecords reads every record under prefix.
+func listRecords[T any](ctx context.Context, s drivers.Store, prefix string, decode func([]byte) (T, error)) ([]T, error) {
 	var out []T
 	marker := ""
 	for {
@@ -455,8 +452,7 @@ func listJSON[T any](ctx context.Context, s drivers.Store, prefix string) ([]T, 
 			return nil, err
 		}
 		for _, o := range p.Objects {
-			var v T
-			err := getJSON(ctx, s, o.Key, &v)
+			v, err := getRecord(ctx, s, o.Key, decode)
 			if errors.Is(err, drivers.ErrNotFound) {
 				continue
 			}
