@@ -24,52 +24,35 @@ type migratingEntry struct {
 }
 
 func decodePlacement(data []byte) (placementEntry, error) {
-	var ent placementEntry
-	if err := decodeJSON(data, &ent); err != nil {
-		return ent, err
-	}
-	if validPoolName(ent.Pool) != nil {
-		return placementEntry{}, fmt.Errorf("%w: placement names pool %q", errCorrupt, ent.Pool)
-	}
-	return ent, nil
+	return decodeRecord(data, func(e placementEntry) error { return validPoolName(e.Pool) })
 }
 
 func decodeMigrating(data []byte) (migratingEntry, error) {
-	var ent migratingEntry
-	if err := decodeJSON(data, &ent); err != nil {
-		return ent, err
-	}
-	if validPoolName(ent.From) != nil || validPoolName(ent.To) != nil || ent.From == ent.To {
-		return migratingEntry{}, fmt.Errorf("%w: migration from %q to %q", errCorrupt, ent.From, ent.To)
-	}
-	return ent, nil
+	return decodeRecord(data, func(e migratingEntry) error {
+		if e.From == e.To {
+			return fmt.Errorf("migration from %q to itself", e.From)
+		}
+		return errors.Join(validPoolName(e.From), validPoolName(e.To))
+	})
 }
 
 func decodePoolSpec(data []byte) (PoolSpec, error) {
-	var s PoolSpec
-	if err := decodeJSON(data, &s); err != nil {
-		return s, err
-	}
-	if validPoolName(s.Name) != nil {
-		return PoolSpec{}, fmt.Errorf("%w: pool named %q", errCorrupt, s.Name)
-	}
-	return s, nil
+	return decodeRecord(data, func(s PoolSpec) error { return validPoolName(s.Name) })
 }
 
 func decodeFlavorSpec(data []byte) (FlavorSpec, error) {
-	var f FlavorSpec
-	if err := decodeJSON(data, &f); err != nil {
-		return f, err
-	}
-	if validPoolName(f.Name) != nil {
-		return FlavorSpec{}, fmt.Errorf("%w: flavor named %q", errCorrupt, f.Name)
-	}
-	return f, nil
+	return decodeRecord(data, func(f FlavorSpec) error { return validPoolName(f.Name) })
 }
 
-func decodeJSON(data []byte, v any) error {
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: %v", errCorrupt, err)
+// decodeRecord reads a JSON record and refuses it as corrupt when it does
+// not parse or valid finds fault with it.
+func decodeRecord[T any](data []byte, valid func(T) error) (T, error) {
+	var v, zero T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return zero, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	return nil
+	if err := valid(v); err != nil {
+		return zero, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	return v, nil
 }
