@@ -414,8 +414,12 @@ func FuzzRefKey(f *testing.F) {
 		if got, ok := ParseRefKey(RefKey(ref)); !ok || got != ref {
 			t.Fatalf("ParseRefKey(RefKey(%+v)) = %+v, %v", ref, got, ok)
 		}
-		// Any key, escaped or not, parses or is refused without a panic.
-		ParseRefKey(project + "/" + name)
-		ParseRefKey(project)
+		// Any key parses or is refused without a panic, and what parses
+		// is named by that key and no other.
+		for _, k := range []string{project + "/" + name, project} {
+			if got, ok := ParseRefKey(k); ok && RefKey(got) != k {
+				t.Fatalf("ParseRefKey(%q) = %+v, whose key is %q", k, got, RefKey(got))
+			}
+		}
 	})
 }

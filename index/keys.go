@@ -42,14 +42,16 @@ const (
 // queue.
 func RefKey(r QueueRef) string { return escapeProject(r.Project) + "/" + r.Name }
 
-// ParseRefKey reads a RefKey back; false if k is not one.
+// ParseRefKey reads a RefKey back; false if k is not one. Only the escaping
+// RefKey writes is taken ("%41" is not "A"), so that a key names one queue
+// and that queue's key is k.
 func ParseRefKey(k string) (QueueRef, bool) {
 	i := strings.IndexByte(k, '/')
 	if i < 0 {
 		return QueueRef{}, false
 	}
 	project, err := unescapeProject(k[:i])
-	if err != nil {
+	if err != nil || escapeProject(project) != k[:i] {
 		return QueueRef{}, false
 	}
 	return QueueRef{Project: project, Name: k[i+1:]}, true

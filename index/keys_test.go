@@ -38,7 +38,7 @@ func TestParseRefKey(t *testing.T) {
 			t.Errorf("ParseRefKey(RefKey(%+v)) = %+v, %v", ref, got, ok)
 		}
 	}
-	for _, k := range []string{"noslash", "%zz/q"} {
+	for _, k := range []string{"noslash", "%zz/q", "%41/q", "a%2fb/q", "%x/q"} {
 		if ref, ok := ParseRefKey(k); ok {
 			t.Errorf("ParseRefKey(%q) = %+v, want false", k, ref)
 		}
