@@ -192,7 +192,9 @@ func decodeLog(data []byte) ([]logRecord, error) {
 		return nil, fmt.Errorf("%w: log checksum mismatch", errCorrupt)
 	}
 	count := binary.BigEndian.Uint32(data[end:])
-	if uint64(count) > uint64(end) {
+	// Each record takes two bytes at least: a count past that is a lie,
+	// and would size the slice below by the liar's number.
+	if uint64(count) > uint64(end-len(logMagic))/2 {
 		return nil, fmt.Errorf("%w: record count %d", errCorrupt, count)
 	}
 	recs := make([]logRecord, 0, count)

@@ -8,10 +8,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,13 +162,6 @@ type Engine struct {
 	stop chan struct{}
 }
 
-// The control container holds the catalog of queues and the trash list.
-const (
-	controlContainer = "cistern-control"
-	catalogPrefix    = "catalog/"
-	trashPrefix      = "trash/"
-)
-
 // absentCacheSize bounds how many missing queues an engine remembers.
 const absentCacheSize = 1 << 16
 
@@ -241,29 +232,6 @@ func (e *Engine) deadLetters() DeadLetterPoster {
 }
 
 func (e *Engine) now() int64 { return e.opts.Clock.Now().UnixNano() }
-
-// catalogEntry is what the catalog holds about one queue.
-type catalogEntry struct {
-	Gen      string          `json:"gen"`
-	Created  int64           `json:"created"`
-	Metadata json.RawMessage `json:"metadata"`
-	// Snap is the newest snapshot recorded (0: none yet), so that loading
-	// a queue reads it directly instead of listing snapshots. Entries
-	// written before it existed, and adopted ones, have none (nil): their
-	// snapshots are found by listing.
-	Snap *uint64 `json:"snap,omitempty"`
-}
-
-// catalogKey is "catalog/<project>/<queue>", the project escaped so that
-// one project's queues are one prefix and sort by name.
-func catalogKey(r QueueRef) string { return catalogPrefix + escapeProject(r.Project) + "/" + r.Name }
-
-func escapeProject(p string) string {
-	if p == "" {
-		return "%"
-	}
-	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(p)
-}
 
 func newID(n int) string {
 	b := make([]byte, n)

@@ -4,17 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/url"
-	"strings"
+	"fmt"
 
 	"github.com/cistern-mq/cistern/drivers"
 )
 
 // What a migration between pools needs from the engine: where a queue's
-// objects are, a way to hold the queue still while the last of them are
-// copied, and a way to hand it over. The copying itself is the caller's
-// (package placement): log and snapshot objects are immutable, so copying
-// them is idempotent and a migration can be resumed at any step.
+// objects are, a way to copy them (CopyQueue, CopyLogs: the keys are this
+// package's business), a way to hold the queue still while the last of
+// them are copied, and a way to hand it over. The caller (package
+// placement) runs the steps: log and snapshot objects are immutable, so
+// copying them is idempotent and a migration can be resumed at any step.
 
 // Location says where a queue's objects are in the engine's store.
 type Location struct {
@@ -148,14 +148,13 @@ func (f *Frozen) Abort() {
 // Adopt makes a queue whose objects were copied into this engine's store
 // exist here, under the catalog entry it had in its old pool.
 func (e *Engine) Adopt(ctx context.Context, ref QueueRef, entry json.RawMessage) error {
-	var ent catalogEntry
-	if err := json.Unmarshal(entry, &ent); err != nil || ent.Gen == "" {
-		return errors.New("index: adopt: not a catalog entry")
+	ent, err := decodeCatalogEntry(entry)
+	if err != nil {
+		return fmt.Errorf("index: adopt: %w", err)
 	}
 	// Which snapshots the copy holds is for the first load to list.
 	ent.Snap = nil
-	entry, err := json.Marshal(ent)
-	if err != nil {
+	if entry, err = json.Marshal(ent); err != nil {
 		return err
 	}
 	if err := e.store.Put(ctx, controlContainer, catalogKey(ref), entry, nil); err != nil {
@@ -200,16 +199,9 @@ func (e *Engine) AllQueues(ctx context.Context, marker string, limit int) (refs 
 		return nil, "", err
 	}
 	for _, o := range p.Objects {
-		rest := o.Key[len(catalogPrefix):]
-		i := strings.IndexByte(rest, '/')
-		if i < 0 {
-			continue
+		if ref, ok := ParseRefKey(o.Key[len(catalogPrefix):]); ok {
+			refs = append(refs, ref)
 		}
-		project, err := unescapeProject(rest[:i])
-		if err != nil {
-			continue
-		}
-		refs = append(refs, QueueRef{Project: project, Name: rest[i+1:]})
 	}
 	return refs, p.Next, nil
 }
@@ -237,9 +229,59 @@ func (e *Engine) Ping(ctx context.Context) error {
 // pingKey is the key Ping heads; nothing is stored under it.
 const pingKey = "ping"
 
-func unescapeProject(s string) (string, error) {
-	if s == "%" {
-		return "", nil
+// CopyQueue copies every object of the queue whose objects are in
+// container (Location.Container) from src to dst, making the container in
+// dst, and returns the highest log sequence it copied. It finds the objects
+// by listing: copy the logs written since with CopyLogs.
+func CopyQueue(ctx context.Context, src, dst drivers.Store, container string) (lastLog uint64, err error) {
+	if err := dst.CreateContainer(ctx, container); err != nil {
+		return 0, err
 	}
-	return url.PathUnescape(s)
+	marker := ""
+	for {
+		p, err := src.List(ctx, container, &drivers.ListOptions{Marker: marker})
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range p.Objects {
+			if err := copyObject(ctx, src, dst, container, o.Key); err != nil {
+				return 0, err
+			}
+			if seq, ok := parseSeqKey(o.Key, logPrefix); ok && seq > lastLog {
+				lastLog = seq
+			}
+		}
+		if p.Next == "" {
+			return lastLog, nil
+		}
+		marker = p.Next
+	}
+}
+
+// CopyLogs copies the log objects from through to of the queue in
+// container from src to dst, by their sequence numbers: a listing could
+// miss the newest.
+func CopyLogs(ctx context.Context, src, dst drivers.Store, container string, from, to uint64) error {
+	for seq := from; seq <= to; seq++ {
+		if err := copyObject(ctx, src, dst, container, logKey(seq)); err != nil {
+			return err
+		}
+		if seq == to { // to may be the largest sequence there is
+			break
+		}
+	}
+	return nil
+}
+
+// copyObject copies one object; one collected since it was listed is
+// skipped.
+func copyObject(ctx context.Context, src, dst drivers.Store, container, key string) error {
+	data, err := src.Get(ctx, container, key, nil)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return dst.Put(ctx, container, key, data, nil)
 }

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -69,17 +68,6 @@ type postedBody struct {
 	body []byte
 }
 
-func logKey(seq uint64) string  { return fmt.Sprintf("log/%020d", seq) }
-func snapKey(seq uint64) string { return fmt.Sprintf("snap/%020d", seq) }
-
-func parseSeqKey(key, prefix string) (uint64, bool) {
-	if !strings.HasPrefix(key, prefix) {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(key[len(prefix):], 10, 64)
-	return v, err == nil
-}
-
 // load reads the queue's catalog entry and, if the queue exists, rebuilds
 // its index: the newest readable snapshot, then every log after it, found
 // by reading the next sequence number until one is missing (listings may
@@ -97,9 +85,9 @@ func (q *queue) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ent catalogEntry
-	if err := json.Unmarshal(data, &ent); err != nil || ent.Gen == "" {
-		return fmt.Errorf("index: catalog entry of %s: %w", q.ref, errCorrupt)
+	ent, err := decodeCatalogEntry(data)
+	if err != nil {
+		return fmt.Errorf("index: %s: %w", q.ref, err)
 	}
 	return q.recover(ctx, ent)
 }
@@ -110,7 +98,7 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 	q.exists = true
 	q.entry = ent
 	q.settings = parseSettings(ent.Metadata)
-	q.container = "q-" + ent.Gen
+	q.container = queueContainer(ent.Gen)
 	q.movers = map[uint64]bool{}
 	q.lastSnapAt = e.now()
 
@@ -190,7 +178,7 @@ func (q *queue) listSnapshots(ctx context.Context) ([]uint64, error) {
 	var snaps []uint64
 	marker := ""
 	for {
-		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: "snap/", Marker: marker})
+		p, err := e.store.List(ctx, q.container, &drivers.ListOptions{Prefix: snapPrefix, Marker: marker})
 		if errors.Is(err, drivers.ErrNotFound) {
 			return nil, q.damaged(err)
 		}
@@ -198,7 +186,7 @@ func (q *queue) listSnapshots(ctx context.Context) ([]uint64, error) {
 			return nil, fmt.Errorf("index: list snapshots of %s: %w", q.ref, err)
 		}
 		for _, o := range p.Objects {
-			if s, ok := parseSeqKey(o.Key, "snap/"); ok {
+			if s, ok := parseSeqKey(o.Key, snapPrefix); ok {
 				snaps = append(snaps, s)
 			}
 		}
@@ -482,13 +470,13 @@ func (q *queue) collect(ctx context.Context, container string, live map[uint64]i
 
 	// Listed rather than remembered: a queue loaded through its recorded
 	// snapshot never saw the older ones.
-	snaps, err := q.listBelow(ctx, container, "snap/", keep, func(uint64) bool { return true })
+	snaps, err := q.listBelow(ctx, container, snapPrefix, keep, func(uint64) bool { return true })
 	if err == nil {
 		err = drivers.DeleteMany(ctx, e.store, container, snaps)
 	}
 	var logs []string
 	if err == nil {
-		logs, err = q.listBelow(ctx, container, "log/", keep, func(s uint64) bool { return live[s] == 0 })
+		logs, err = q.listBelow(ctx, container, logPrefix, keep, func(s uint64) bool { return live[s] == 0 })
 	}
 	if err == nil {
 		err = drivers.DeleteMany(ctx, e.store, container, logs)

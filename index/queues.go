@@ -71,7 +71,7 @@ func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created
 	if err != nil {
 		return false, err
 	}
-	container := "q-" + ent.Gen
+	container := queueContainer(ent.Gen)
 	if err := e.store.CreateContainer(ctx, container); err != nil {
 		return false, err
 	}
@@ -231,7 +231,7 @@ func (e *Engine) removeQueueObjects(ctx context.Context, container string) {
 		e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue: container delete failed; retried at next start")
 		return
 	}
-	gen := container[len("q-"):]
+	gen := container[len(containerPrefix):]
 	if err := e.store.Delete(ctx, controlContainer, trashPrefix+gen); err != nil {
 		e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue: trash entry not deleted")
 	}
@@ -252,7 +252,7 @@ func (e *Engine) emptyTrash(ctx context.Context) {
 				return
 			default:
 			}
-			e.removeQueueObjects(ctx, "q-"+o.Key[len(trashPrefix):])
+			e.removeQueueObjects(ctx, queueContainer(o.Key[len(trashPrefix):]))
 		}
 		if p.Next == "" {
 			return
@@ -264,7 +264,7 @@ func (e *Engine) emptyTrash(ctx context.Context) {
 // ListQueues lists a project's queues by name after marker, at most limit.
 // With detailed, each carries its metadata.
 func (e *Engine) ListQueues(ctx context.Context, project, marker string, limit int, detailed bool) ([]QueueInfo, error) {
-	prefix := catalogPrefix + escapeProject(project) + "/"
+	prefix := catalogProjectPrefix(project)
 	opts := &drivers.ListOptions{Prefix: prefix, Limit: limit}
 	if marker != "" {
 		opts.Marker = prefix + marker
@@ -285,8 +285,7 @@ func (e *Engine) ListQueues(ctx context.Context, project, marker string, limit i
 			if err != nil {
 				return nil, err
 			}
-			var ent catalogEntry
-			if json.Unmarshal(data, &ent) == nil {
+			if ent, err := decodeCatalogEntry(data); err == nil {
 				info.Metadata = emptyObject(ent.Metadata)
 				info.Created = time.Unix(0, ent.Created)
 			}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
+	"slices"
 )
 
 // encodeSnapshot writes s as of log logSeq. Claims and clients are
@@ -103,13 +105,20 @@ func decodeSnapshot(data []byte) (*state, uint64, error) {
 		s.internClient(d.string())
 	}
 	nClaims := d.uvarint()
-	if nClaims > uint64(end) {
+	if nClaims > uint64(end-d.off)/5 { // a claim takes five bytes at least
 		d.fail()
+		nClaims = 0
 	}
 	claimSlot := make([]uint32, 0, nClaims+1)
 	claimSlot = append(claimSlot, 0)
+	s.claims = slices.Grow(s.claims, int(nClaims))
 	for i := uint64(0); i < nClaims && d.err == nil; i++ {
 		c := claim{id: d.string(), created: d.varint(), expires: d.varint(), ttl: d.varint(), grace: d.varint()}
+		if _, dup := s.claimIDs[c.id]; dup {
+			// Two claims under one id: a lookup by id would find only one.
+			d.fail()
+			break
+		}
 		claimSlot = append(claimSlot, s.newClaimSlot(c))
 	}
 	nMsgs := d.uvarint()
@@ -119,7 +128,7 @@ func decodeSnapshot(data []byte) (*state, uint64, error) {
 	prev := uint64(0)
 	for i := uint64(0); i < nMsgs && d.err == nil; i++ {
 		delta := d.uvarint()
-		if delta == 0 || prev+delta < prev { // seqs strictly increase
+		if delta == 0 || prev+delta < prev || prev+delta == math.MaxUint64 { // seqs strictly increase, below nextSeq
 			d.fail()
 			break
 		}
@@ -146,6 +155,11 @@ func decodeSnapshot(data []byte) (*state, uint64, error) {
 		}
 		s.logLive[m.bodyLog]++
 		s.msgs.append(m)
+	}
+	if prev >= s.nextSeq {
+		// nextSeq is past every message the engine wrote; one that is not
+		// would hand out the id of a live message again.
+		s.nextSeq = prev + 1
 	}
 	nOrigins := d.uvarint()
 	for i := uint64(0); i < nOrigins && d.err == nil; i++ {

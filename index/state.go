@@ -1,6 +1,7 @@
 package index
 
 import (
+	"math"
 	"sort"
 )
 
@@ -385,7 +386,12 @@ func (s *state) applyMoving(r *movingRec) {
 func (s *state) apply(r *logRecord, logSeq uint64) {
 	switch r.Kind {
 	case recPost:
-		s.applyPost(r.Post, logSeq, r.BodyOff)
+		// The engine numbers posts in log order, so a post below nextSeq
+		// comes from a damaged object; taking it would break the order
+		// the message list relies on and give two messages one id.
+		if r.Post.Seq >= s.nextSeq && r.Post.Seq < math.MaxUint64 {
+			s.applyPost(r.Post, logSeq, r.BodyOff)
+		}
 	case recDelete:
 		s.applyDelete(r.Seqs)
 	case recClaim:

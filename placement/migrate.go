@@ -68,14 +68,7 @@ func (m *migrator) step(name string, ref index.QueueRef) error {
 	return nil
 }
 
-type migratingEntry struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
-func migratingKey(ref index.QueueRef) string {
-	return migratingPrefix + escapeProject(ref.Project) + "/" + ref.Name
-}
+func migratingKey(ref index.QueueRef) string { return migratingPrefix + index.RefKey(ref) }
 
 // MigrateQueue moves one queue to pool to ("" = where the ring puts it now)
 // and returns when it is done.
@@ -125,10 +118,7 @@ func (r *Router) move(ctx context.Context, ref index.QueueRef, from, to string) 
 	if !exists { // deleted meanwhile
 		return r.control.Delete(ctx, controlContainer, migratingKey(ref))
 	}
-	if err := dst.store.CreateContainer(ctx, loc.Container); err != nil {
-		return err
-	}
-	copied, err := copyObjects(ctx, src.store, dst.store, loc.Container)
+	copied, err := index.CopyQueue(ctx, src.store, dst.store, loc.Container)
 	if err != nil {
 		return err
 	}
@@ -148,13 +138,9 @@ func (r *Router) move(ctx context.Context, ref index.QueueRef, from, to string) 
 			fr.Abort()
 		}
 	}()
-	// The logs written since the copy, by their sequence numbers: a listing
-	// could miss the newest.
-	for seq := copied + 1; seq <= fr.Loc.LastLog; seq++ {
-		key := fmt.Sprintf("log/%020d", seq)
-		if err := copyObject(ctx, src.store, dst.store, loc.Container, key); err != nil {
-			return err
-		}
+	// The logs written since the copy.
+	if err := index.CopyLogs(ctx, src.store, dst.store, loc.Container, copied+1, fr.Loc.LastLog); err != nil {
+		return err
 	}
 	if err := dst.engine.Adopt(ctx, ref, fr.Loc.Entry); err != nil {
 		return err
@@ -188,42 +174,6 @@ func (r *Router) pool(name string) (*pool, error) {
 		return nil, fmt.Errorf("%w: %q", ErrPoolNotFound, name)
 	}
 	return p, nil
-}
-
-// copyObjects copies every object of container from src to dst and
-// returns the highest log sequence it copied.
-func copyObjects(ctx context.Context, src, dst drivers.Store, container string) (lastLog uint64, err error) {
-	marker := ""
-	for {
-		p, err := src.List(ctx, container, &drivers.ListOptions{Marker: marker})
-		if err != nil {
-			return 0, err
-		}
-		for _, o := range p.Objects {
-			if err := copyObject(ctx, src, dst, container, o.Key); err != nil {
-				return 0, err
-			}
-			var seq uint64
-			if _, err := fmt.Sscanf(o.Key, "log/%d", &seq); err == nil && seq > lastLog {
-				lastLog = seq
-			}
-		}
-		if p.Next == "" {
-			return lastLog, nil
-		}
-		marker = p.Next
-	}
-}
-
-func copyObject(ctx context.Context, src, dst drivers.Store, container, key string) error {
-	data, err := src.Get(ctx, container, key, nil)
-	if errors.Is(err, drivers.ErrNotFound) {
-		return nil // collected since the listing
-	}
-	if err != nil {
-		return err
-	}
-	return dst.Put(ctx, container, key, data, nil)
 }
 
 // resume finishes the migrations that a crash interrupted.
@@ -278,14 +228,19 @@ func listMigrating(ctx context.Context, r *Router) (map[index.QueueRef]migrating
 			return nil, err
 		}
 		for _, o := range p.Objects {
-			ref, ok := parseRefKey(o.Key[len(migratingPrefix):])
+			ref, ok := index.ParseRefKey(o.Key[len(migratingPrefix):])
 			if !ok {
 				continue
 			}
-			var ent migratingEntry
-			if err := getJSON(ctx, r.control, o.Key, &ent); err == nil {
-				out[ref] = ent
+			ent, err := getRecord(ctx, r.control, o.Key, decodeMigrating)
+			if errors.Is(err, drivers.ErrNotFound) {
+				continue // finished since the listing
 			}
+			if err != nil {
+				r.log.Warn().Err(err).Str("key", o.Key).Msg("unreadable migration marker left alone")
+				continue
+			}
+			out[ref] = ent
 		}
 		if p.Next == "" {
 			return out, nil
@@ -451,18 +406,4 @@ func (r *Router) scanMisplaced(ctx context.Context, record bool) ([]Move, error)
 		}
 	}
 	return out, nil
-}
-
-// parseRefKey reads "<escaped project>/<queue>".
-func parseRefKey(k string) (index.QueueRef, bool) {
-	for i := 0; i < len(k); i++ {
-		if k[i] == '/' {
-			project, err := unescape(k[:i])
-			if err != nil {
-				return index.QueueRef{}, false
-			}
-			return index.QueueRef{Project: project, Name: k[i+1:]}, true
-		}
-	}
-	return index.QueueRef{}, false
 }

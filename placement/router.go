@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -130,15 +129,16 @@ type Router struct {
 	wg  sync.WaitGroup
 }
 
-// The control container of the first pool holds, beside the engine's own
-// catalog of that pool's queues:
+// The control container of the first pool (the engine's, index.ControlContainer)
+// holds, beside the engine's own catalog of that pool's queues, the
+// records below; <ref key> is index.RefKey.
 const (
-	controlContainer = "cistern-control"
-	placementPrefix  = "placement/" // placement/<project>/<queue> -> {"pool"}
+	controlContainer = index.ControlContainer
+	placementPrefix  = "placement/" // placement/<ref key> -> {"pool"}
 	poolsPrefix      = "pools/"     // pools/<name> -> PoolSpec
 	flavorsPrefix    = "flavors/"   // flavors/<name> -> FlavorSpec
 	ringKey          = "ring"       // the ring, ring.Set.MarshalBinary
-	migratingPrefix  = "migrating/" // migrating/<project>/<queue> -> {"from","to"}
+	migratingPrefix  = "migrating/" // migrating/<ref key> -> {"from","to"}
 )
 
 // Open opens every pool (configured or registered), rebuilds the ring and
@@ -172,7 +172,7 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	}
 	// The registry, with the configured pools written over what it says of
 	// the same names: the configuration wins.
-	registered, err := listJSON[PoolSpec](ctx, r.control, poolsPrefix)
+	registered, err := listRecords(ctx, r.control, poolsPrefix, decodePoolSpec)
 	if err != nil {
 		return nil, fmt.Errorf("placement: read pool registry: %w", err)
 	}
@@ -204,7 +204,7 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 			return nil, err
 		}
 	}
-	flavors, err := listJSON[FlavorSpec](ctx, r.control, flavorsPrefix)
+	flavors, err := listRecords(ctx, r.control, flavorsPrefix, decodeFlavorSpec)
 	if err != nil {
 		return nil, fmt.Errorf("placement: read flavors: %w", err)
 	}
@@ -324,22 +324,9 @@ func (r *Router) rebuildRing(ctx context.Context) error {
 // Ring returns the ring in force.
 func (r *Router) Ring() *ring.Set { return r.ring.Load() }
 
-// placementKey is "placement/<project>/<queue>", the project escaped as in
-// the engine's catalog.
-func placementKey(ref index.QueueRef) string {
-	return placementPrefix + escapeProject(ref.Project) + "/" + ref.Name
-}
-
-func escapeProject(p string) string {
-	if p == "" {
-		return "%"
-	}
-	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(p)
-}
-
-type placementEntry struct {
-	Pool string `json:"pool"`
-}
+// placementKey is "placement/<ref key>", the queue named as in the
+// engine's catalog.
+func placementKey(ref index.QueueRef) string { return placementPrefix + index.RefKey(ref) }
 
 // lookup returns the pool a queue lives on, or "" when it has no placement.
 // Both answers are cached: this router writes every placement of its
@@ -349,8 +336,7 @@ func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error)
 	if p, ok := r.cache.Get(ref); ok {
 		return p, nil
 	}
-	var ent placementEntry
-	err := getJSON(ctx, r.control, placementKey(ref), &ent)
+	ent, err := getRecord(ctx, r.control, placementKey(ref), decodePlacement)
 	if errors.Is(err, drivers.ErrNotFound) {
 		// Not over a placement made meanwhile.
 		r.cache.ContainsOrAdd(ref, "")
@@ -499,16 +485,18 @@ func putJSON(ctx context.Context, s drivers.Store, key string, v any) error {
 	return s.Put(ctx, controlContainer, key, data, nil)
 }
 
-func getJSON(ctx context.Context, s drivers.Store, key string, v any) error {
+// getRecord reads one record and decodes it with decode.
+func getRecord[T any](ctx context.Context, s drivers.Store, key string, decode func([]byte) (T, error)) (T, error) {
 	data, err := s.Get(ctx, controlContainer, key, nil)
 	if err != nil {
-		return err
+		var zero T
+		return zero, err
 	}
-	return json.Unmarshal(data, v)
+	return decode(data)
 }
 
-// listJSON reads every object under prefix.
-func listJSON[T any](ctx context.Context, s drivers.Store, prefix string) ([]T, error) {
+// listRecords reads every record under prefix.
+func listRecords[T any](ctx context.Context, s drivers.Store, prefix string, decode func([]byte) (T, error)) ([]T, error) {
 	var out []T
 	marker := ""
 	for {
@@ -517,8 +505,7 @@ func listJSON[T any](ctx context.Context, s drivers.Store, prefix string) ([]T, 
 			return nil, err
 		}
 		for _, o := range p.Objects {
-			var v T
-			err := getJSON(ctx, s, o.Key, &v)
+			v, err := getRecord(ctx, s, o.Key, decode)
 			if errors.Is(err, drivers.ErrNotFound) {
 				continue
 			}
@@ -532,13 +519,6 @@ func listJSON[T any](ctx context.Context, s drivers.Store, prefix string) ([]T, 
 		}
 		marker = p.Next
 	}
-}
-
-func unescape(s string) (string, error) {
-	if s == "%" {
-		return "", nil
-	}
-	return url.PathUnescape(s)
 }
 
 // PoolDepth is what one pool holds in memory.
