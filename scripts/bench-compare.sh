@@ -62,7 +62,8 @@
 # (appended, so they override).
 # The errors column counts failed requests by operation and kind (HTTP
 # status, timeout, decode, net), and the queues the teardown could not
-# delete, in one cell: "9550: post 503×4823, claim 503×4720, …".
+# delete (not in the total), in one cell:
+# "9550: post 503×4823, claim 503×4720, delete 503×7; teardown 503×999".
 #
 # Shortest run (Cistern on fs only, nothing else started):
 #   scripts/bench-compare.sh --targets cistern-fs -d 3 -w 1 --quiet-max 0
@@ -153,10 +154,12 @@ SUMMARY_JQ='
     store_requests: .store.requests,
     errors: ([.ops[] | .errors // {} | to_entries[] | .value] | add // 0),
     # one short cell: failed requests by operation and kind, most first,
-    # then the queues the teardown could not delete
-    error_kinds: (([.ops | to_entries[] | .key as $op | .value.errors // {} | to_entries[] | {k: "\($op) \(.key)", n: .value}]
-        + [.teardown_errors // {} | to_entries[] | {k: "teardown \(.key)", n: .value}])
-      | sort_by(-.n, .k) | map("\(.k)×\(.n)") | join(", ")),
+    # then the queues the teardown could not delete (not in the total,
+    # which counts requests in the window)
+    error_kinds: ([([.ops | to_entries[] | .key as $op | .value.errors // {} | to_entries[] | {k: "\($op) \(.key)", n: .value}]
+        | sort_by(-.n, .k) | map("\(.k)×\(.n)") | join(", ")),
+      (.teardown_errors // {} | to_entries | sort_by(-.value, .key) | map("\(.key)×\(.value)") | join(", ")
+        | if . == "" then "" else "teardown " + . end)] | map(select(. != "")) | join("; ")),
     aborted: .aborted,
     # the teardown warning is counted in error_kinds when the report has
     # teardown_errors; reports written before that keep it, one line
