@@ -30,7 +30,8 @@
 // The report has messages posted and consumed (deleted with a claim id or
 // popped) per second; requests per second, latency percentiles (p50, p90,
 // p99, max; successful requests only, from a log-linear histogram good to
-// 1 %) and errors by HTTP status for each operation; and, when MetricsURL
+// 1 %) and errors by HTTP status for each operation; the queues that could
+// not be deleted at the end, by the same classes; and, when MetricsURL
 // serves the Prometheus counter cistern_store_requests_total, how many
 // object-store requests the server made per posted and per consumed
 // message in the window (the counter is scraped as the window opens and

@@ -45,6 +45,9 @@ type fakeZaqar struct {
 	closing chan struct{}
 	once    [2]sync.Once
 
+	// failQueueDeletes answers DELETE queue with 503 while set.
+	failQueueDeletes bool
+
 	metricsStatus int    // answer /metrics with this status when not 0
 	metricsBody   string // and with this exposition when not empty
 }
@@ -161,6 +164,10 @@ func (f *fakeZaqar) deleteQueue(w http.ResponseWriter, r *http.Request, key stri
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deletes++
+	if f.failQueueDeletes {
+		writeError(w, http.StatusServiceUnavailable, "Service temporarily unavailable", "Queue could not be deleted. Please try again in a few seconds.")
+		return
+	}
 	delete(f.queues, key)
 	f.store["delete"]++
 	w.WriteHeader(http.StatusNoContent)

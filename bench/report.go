@@ -37,6 +37,10 @@ type Report struct {
 	// ends of the window.
 	Store *StoreReport `json:"store,omitempty"`
 
+	// TeardownErrors counts the queues that could not be deleted at the
+	// end, by HTTP status or timeout, decode, net; absent when none failed.
+	TeardownErrors map[string]int64 `json:"teardown_errors,omitempty"`
+
 	Warnings []string `json:"warnings,omitempty"`
 }
 

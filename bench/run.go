@@ -88,6 +88,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if !cfg.Keep {
 		if err := r.forEachQueue(cleanup, rep.Queues, (*Client).DeleteQueue); err != nil {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("deleting the queues: %v", err))
+			if qe, ok := err.(*queueErrors); ok {
+				rep.TeardownErrors = qe.byClass
+			}
 		}
 	}
 
@@ -314,8 +317,8 @@ func describeScrape(s scrape) string {
 	return "no " + StoreMetric + " in the exposition"
 }
 
-// forEachQueue runs f on every queue, a few at a time, and joins the
-// errors.
+// forEachQueue runs f on every queue, a few at a time; when some fail
+// it returns a *queueErrors counting them by class.
 func (r *run) forEachQueue(ctx context.Context, queues []string, f func(*Client, context.Context, string) error) error {
 	c := NewClient(r.hc, r.cfg.URL, r.cfg.Project, r.cfg.Token)
 	sem := make(chan struct{}, setupConcurrency)
@@ -329,7 +332,10 @@ func (r *run) forEachQueue(ctx context.Context, queues []string, f func(*Client,
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if qe := newQueueErrors(errs); qe != nil {
+		return qe
+	}
+	return nil
 }
 
 func createQueue(c *Client, ctx context.Context, q string) error {
