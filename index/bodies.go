@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"sort"
 	"sync"
 
@@ -19,6 +20,14 @@ type bodyLoc struct {
 	log       uint64
 	off, size uint32
 	seq       uint64
+	crc       uint32
+	checked   bool // crc holds the body's CRC-32C
+}
+
+// bodyLoc says where m's body is. Callers hold q.mu.
+func (q *queue) bodyLoc(m *msg) bodyLoc {
+	return bodyLoc{container: q.container, log: m.bodyLog, off: m.bodyOff, size: m.bodyLen, seq: m.seq,
+		crc: m.bodyCRC, checked: m.flags&flagBodyCRC != 0}
 }
 
 type bodyKey struct {
@@ -148,6 +157,10 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 			// A copy: a sub-slice would keep the whole ranged read (up
 			// to spanLimit) alive for as long as the body is cached.
 			body := bytes.Clone(data[lo : lo+int64(l.size)])
+			if l.checked && crc32.Checksum(body, castagnoli) != l.crc {
+				return nil, fmt.Errorf("%w: %s/%s: body of message %d does not match its checksum", drivers.ErrUnavailable,
+					l.container, logKey(l.log), l.seq)
+			}
 			out[i] = body
 			e.bodies.add(bodyKey{l.container, l.seq}, body)
 		}

@@ -25,8 +25,11 @@ import (
 
 const (
 	logMagic  = "CSTLOG01"
-	snapMagic = "CSTSNP01"
-	trailer   = 8
+	snapMagic = "CSTSNP02"
+	// snapMagicV1 is the first snapshot format, still read: it has no
+	// body checksums.
+	snapMagicV1 = "CSTSNP01"
+	trailer     = 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -268,6 +271,15 @@ func (d *decoder) byte() byte {
 	}
 	d.off++
 	return d.b[d.off-1]
+}
+
+func (d *decoder) uint32() uint32 {
+	if d.err != nil || len(d.b)-d.off < 4 {
+		d.fail()
+		return 0
+	}
+	d.off += 4
+	return binary.BigEndian.Uint32(d.b[d.off-4:])
 }
 
 func (d *decoder) uvarint() uint64 {

@@ -46,7 +46,7 @@ func (q *queue) message(m *msg, now int64) (Message, bodyLoc) {
 	if c := q.st.liveClaim(m, now); c != nil {
 		out.ClaimID = c.id
 	}
-	return out, bodyLoc{container: q.container, log: m.bodyLog, off: m.bodyOff, size: m.bodyLen, seq: m.seq}
+	return out, q.bodyLoc(m)
 }
 
 // withBodies fills in the bodies of msgs.

@@ -545,7 +545,7 @@ func (q *queue) move(seq uint64) {
 		q.mu.Unlock()
 		return
 	}
-	loc := bodyLoc{container: q.container, log: m.bodyLog, off: m.bodyOff, size: m.bodyLen, seq: seq}
+	loc := q.bodyLoc(m)
 	ttl := tgt.ttl
 	if ttl <= 0 {
 		ttl = (m.expires - e.now()) / 1e9

@@ -60,7 +60,10 @@ func encodeSnapshot(s *state, logSeq uint64, now int64) []byte {
 		b = binary.AppendUvarint(b, claimIx[m.claim]) // 0 when none or expired
 		b = binary.AppendUvarint(b, clientIx[m.client])
 		b = binary.AppendUvarint(b, uint64(m.claimCount))
-		b = append(b, m.flags&flagMoving)
+		b = append(b, m.flags&(flagMoving|flagBodyCRC))
+		if m.flags&flagBodyCRC != 0 {
+			b = binary.BigEndian.AppendUint32(b, m.bodyCRC)
+		}
 		return true
 	})
 	var origins []string
@@ -86,7 +89,15 @@ func encodeSnapshot(s *state, logSeq uint64, now int64) []byte {
 // decodeSnapshot rebuilds a state from a snapshot and returns the log
 // sequence it stands for.
 func decodeSnapshot(data []byte) (*state, uint64, error) {
-	if len(data) < len(snapMagic)+4 || string(data[:len(snapMagic)]) != snapMagic {
+	if len(data) < len(snapMagic)+4 {
+		return nil, 0, fmt.Errorf("%w: not a snapshot", errCorrupt)
+	}
+	flagsKept := flagMoving | flagBodyCRC
+	switch string(data[:len(snapMagic)]) {
+	case snapMagic:
+	case snapMagicV1:
+		flagsKept = flagMoving
+	default:
 		return nil, 0, fmt.Errorf("%w: not a snapshot", errCorrupt)
 	}
 	end := len(data) - 4
@@ -143,7 +154,10 @@ func decodeSnapshot(data []byte) (*state, uint64, error) {
 		ci := d.uvarint()
 		cl := d.uvarint()
 		m.claimCount = uint16(d.uvarint())
-		m.flags = d.byte() & flagMoving
+		m.flags = d.byte() & flagsKept
+		if m.flags&flagBodyCRC != 0 {
+			m.bodyCRC = d.uint32()
+		}
 		if ci >= uint64(len(claimSlot)) || cl >= uint64(len(s.clients)) {
 			d.fail()
 			break

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"hash/crc32"
 	"math"
 	"sort"
 )
@@ -15,6 +16,7 @@ type msg struct {
 	bodyLog    uint64
 	bodyOff    uint32
 	bodyLen    uint32
+	bodyCRC    uint32 // CRC-32C of the body, when flagBodyCRC is set
 	claim      uint32 // index into state.claims; 0: none
 	client     uint32 // index into state.clients
 	claimCount uint16
@@ -24,6 +26,11 @@ type msg struct {
 const (
 	flagDeleted uint8 = 1 << iota
 	flagMoving        // on its way to the dead-letter queue
+	// flagBodyCRC: bodyCRC holds the body's checksum, taken from the
+	// post (whose log object's checksum was verified), so a body read
+	// back by a ranged GET is checked. Snapshots of the first format did
+	// not carry it.
+	flagBodyCRC
 )
 
 // chunk is a run of messages in sequence order.
@@ -215,6 +222,8 @@ func (s *state) applyPost(p *postRec, logSeq uint64, bodyOff uint32) *msg {
 		bodyLog:   logSeq,
 		bodyOff:   bodyOff,
 		bodyLen:   uint32(len(p.Body)),
+		bodyCRC:   crc32.Checksum(p.Body, castagnoli),
+		flags:     flagBodyCRC,
 		client:    s.internClient(p.Client),
 	}
 	if p.Seq >= s.nextSeq {
