@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/index"
@@ -195,4 +197,32 @@ func (r *Router) Ping(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// PoolPing is one pool's answer to a probe: Err nil when its store
+// answered.
+type PoolPing struct {
+	Pool string
+	Err  error
+}
+
+// PingPools probes every pool's store at once (one head each), so that a
+// hung store delays the answer by ctx's deadline, not by one deadline a
+// pool. The result is by pool name.
+func (r *Router) PingPools(ctx context.Context) []PoolPing {
+	r.mu.RLock()
+	out := make([]PoolPing, 0, len(r.pools))
+	engines := make([]*index.Engine, 0, len(r.pools))
+	for n, p := range r.pools {
+		out = append(out, PoolPing{Pool: n})
+		engines = append(engines, p.engine)
+	}
+	r.mu.RUnlock()
+	var wg sync.WaitGroup
+	for i, e := range engines {
+		wg.Go(func() { out[i].Err = e.Ping(ctx) })
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b PoolPing) int { return strings.Compare(a.Pool, b.Pool) })
+	return out
 }

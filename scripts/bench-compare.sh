@@ -344,12 +344,14 @@ start_cistern() {
     note "$name" "not started: 127.0.0.1:$port is in use (see --port-base)"
     return 0
   fi
-  "$BIN/cistern" -listen "127.0.0.1:$port" -log-level warn "$@" >>"$LOGS/$name.log" 2>&1 &
+  # /metrics (store requests per message) is served on a listener of its
+  # own, never on the public one; port + 40 is free of the other targets.
+  "$BIN/cistern" -listen "127.0.0.1:$port" -metrics-listen "127.0.0.1:$((port + 40))" -log-level warn "$@" >>"$LOGS/$name.log" 2>&1 &
   pid=$!
   CISTERN_PIDS+=("$pid")
   if wait_up "http://127.0.0.1:$port/" 90 "$pid"; then
     T_URL[$name]=http://127.0.0.1:$port
-    T_METRICS[$name]=http://127.0.0.1:$port/metrics
+    T_METRICS[$name]=http://127.0.0.1:$((port + 40))/metrics
     [ "$(http_code "${T_METRICS[$name]}")" = 200 ] || T_METRICS[$name]=""
     log "$name up on ${T_URL[$name]} (pid $pid)"
   else

@@ -23,7 +23,15 @@ import (
 // public and the admin handler each on its own httptest listener.
 func adminEnv(t *testing.T) (public, admin string) {
 	t.Helper()
-	stores := map[string]drivers.Store{"mem:a": memdriver.New(), "mem:b": memdriver.New(), "mem:c": memdriver.New()}
+	public, admin, _ = poolsEnv(t)
+	return public, admin
+}
+
+// poolsEnv is adminEnv, with the stores by URI (pools a and b are open;
+// mem:c is free for a pool to add).
+func poolsEnv(t *testing.T) (public, admin string, stores map[string]*memdriver.Store) {
+	t.Helper()
+	stores = map[string]*memdriver.Store{"mem:a": memdriver.New(), "mem:b": memdriver.New(), "mem:c": memdriver.New()}
 	r, err := placement.Open(context.Background(), placement.Options{
 		Pools: []placement.PoolSpec{{Name: "a", URI: "mem:a", Weight: 100}, {Name: "b", URI: "mem:b", Weight: 100}},
 		Open: func(_ context.Context, s placement.PoolSpec) (drivers.Store, error) {
@@ -51,7 +59,7 @@ func adminEnv(t *testing.T) (public, admin string) {
 	a := httptest.NewServer(srv.AdminHandler())
 	t.Cleanup(p.Close)
 	t.Cleanup(a.Close)
-	return p.URL, a.URL
+	return p.URL, a.URL, stores
 }
 
 func call(t *testing.T, method, url, body string) (int, string) {

@@ -8,7 +8,8 @@ import (
 )
 
 // auth_strategy keystone on the public listener. Before Zaqar's header
-// rules run, every route but GET / (open in Zaqar too) and /metrics needs
+// rules run, every route but GET / (open in Zaqar too), /metrics, /healthz and
+// /readyz needs
 // an X-Auth-Token that Keystone vouches for (see auth_keystone.go). The
 // token decides the project: X-Project-ID is set from it, and a different
 // X-Project-ID sent by the client is refused (Zaqar behind keystonemiddleware
@@ -32,7 +33,7 @@ func forbidden(desc string) *apiError {
 // authenticate applies auth_strategy keystone to a request of a group that
 // needs it.
 func (s *Server) authenticate(rq *request, g *group) error {
-	if !g.auth || g.path == "/" || g.path == metricsPath {
+	if !g.auth || g.path == "/" || openPath(g.path) {
 		return nil
 	}
 	r := rq.r

@@ -15,9 +15,10 @@ import (
 // checkRequest applies Zaqar's before-hooks, in Zaqar's order, to a request
 // that matched a route: signed URL, form content type, Accept, Client-ID,
 // X-Project-ID, queue name. Unknown routes skip them (as in Falcon) and so
-// does /metrics, which is not part of the Zaqar API.
+// do /metrics, /healthz and /readyz, which are not part of the Zaqar API
+// (openPath).
 func (s *Server) checkRequest(rq *request, g *group) error {
-	if g.path == metricsPath {
+	if openPath(g.path) {
 		return nil
 	}
 	r := rq.r

@@ -13,7 +13,7 @@ import (
 
 // TestHeaderRules covers Zaqar's global request rules, route by route.
 func TestHeaderRules(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{server: func(o *Options) { o.PublicMetrics = true }})
 	long := strings.Repeat("p", 257)
 	for _, c := range []struct {
 		name   string
@@ -48,6 +48,9 @@ func TestHeaderRules(t *testing.T) {
 		{"unknown route skips headers", req{method: "GET", path: "/v2/topics", header: map[string]string{"Client-ID": "-"}}, 404, `{"title": "404 Not Found"}`},
 		{"v2 without slash", req{method: "GET", path: "/v2"}, 404, ""},
 		{"metrics needs no headers", req{method: "GET", path: "/metrics", header: map[string]string{"Client-ID": "-", "X-Project-ID": "-", "Accept": "text/plain"}}, 200, ""},
+		{"healthz needs no headers", req{method: "GET", path: "/healthz", header: map[string]string{"Client-ID": "-", "X-Project-ID": "-", "Accept": "text/plain"}}, 204, ""},
+		{"readyz needs no headers", req{method: "GET", path: "/readyz", header: map[string]string{"Client-ID": "-", "X-Project-ID": "-", "Accept": "text/plain"}}, 204, ""},
+		{"head readyz", req{method: "HEAD", path: "/readyz", header: map[string]string{"Client-ID": "-", "X-Project-ID": "-"}}, 204, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.do(c.req)

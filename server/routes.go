@@ -2,11 +2,9 @@ package server
 
 import (
 	"bytes"
-	"context"
 	_ "embed"
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -28,6 +26,10 @@ var routes = []route{
 	{"GET", "/v2/ping", (*Server).getPing, ""},
 	{"HEAD", "/v2/ping", (*Server).headPing, ""},
 	{"GET", "/v2/health", (*Server).getHealth, "Health status could not be read."},
+	{"GET", "/healthz", (*Server).getHealthz, ""},
+	{"HEAD", "/healthz", (*Server).getHealthz, ""},
+	{"GET", "/readyz", (*Server).getReadyz, ""},
+	{"HEAD", "/readyz", (*Server).getReadyz, ""},
 
 	{"GET", "/v2/queues", (*Server).listQueues, "Queues could not be listed."},
 	{"PUT", "/v2/queues/{queue_name}", (*Server).createQueue, "Queue could not be created."},
@@ -55,9 +57,12 @@ var routes = []route{
 	{"PATCH", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).updateSubscription, ""},
 	{"DELETE", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).deleteSubscription, ""},
 	{"PUT", "/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", (*Server).confirmSubscription, ""},
-
-	{"GET", metricsPath, (*Server).getMetrics, ""},
 }
+
+// metricsRoute serves the Prometheus registry: on the admin listener, on a
+// listener of its own (MetricsHandler), and on the public one only with
+// Options.PublicMetrics.
+var metricsRoute = route{"GET", metricsPath, (*Server).getMetrics, ""}
 
 // versionsDoc is GET / of Zaqar 15, with v1 and v1.1 still listed as
 // DEPRECATED (they are not served, as in a default Zaqar).
@@ -81,50 +86,6 @@ func (s *Server) getHome(rq *request) (reply, error) {
 		contentType: "application/json-home",
 		header:      map[string]string{"Cache-Control": "max-age=86400"},
 	}, nil
-}
-
-// pinger is what the engine (and the placement router) offer to tell
-// whether their stores answer at a constant cost.
-type pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// probeStore tells whether the store answers, with the engine's Ping (one
-// head of a fixed key per store), never a listing, whose cost grows with
-// the catalog; an engine without Ping is asked for a one-queue listing.
-func (s *Server) probeStore(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if p, ok := s.eng.(pinger); ok {
-		return p.Ping(ctx)
-	}
-	_, err := s.eng.ListQueues(ctx, "", "", 1, false) // no real project is ""
-	return err
-}
-
-// getPing is 204 when the store answers, 503 otherwise (Zaqar's is_alive).
-func (s *Server) getPing(rq *request) (reply, error) {
-	if err := s.probeStore(rq.ctx()); err != nil {
-		return reply{}, &apiError{status: http.StatusServiceUnavailable, title: "Service temporarily unavailable",
-			description: "The store could not be reached. Please try again in a few seconds.", retryAfter: 1, cause: err}
-	}
-	return reply{status: http.StatusNoContent}, nil
-}
-
-// headPing is 204 always, as in Zaqar: it tells that the process answers.
-func (s *Server) headPing(rq *request) (reply, error) {
-	return reply{status: http.StatusNoContent}, nil
-}
-
-// getHealth is 200 with whether the store answers and how many queues are
-// loaded. Zaqar serves /v2/health only in admin mode, as a driver KPI dict.
-func (s *Server) getHealth(rq *request) (reply, error) {
-	h := wire.Health{StorageReachable: true, QueuesLoaded: s.eng.Loaded()}
-	if err := s.probeStore(rq.ctx()); err != nil {
-		h.StorageReachable = false
-		h.Error = err.Error()
-	}
-	return reply{body: h}, nil
 }
 
 // Subscriptions. Cistern has no notifier yet, so it answers in the Zaqar

@@ -84,7 +84,19 @@ type Options struct {
 	// takes the project from a validated X-Auth-Token and serves the admin
 	// API to the admin role (auth.go). AdminHandler is not affected.
 	Keystone *Keystone
+	// PublicMetrics serves /metrics on Handler too; by default it is
+	// served on AdminHandler and MetricsHandler only.
+	PublicMetrics bool
+	// RequestTimeout is the deadline of every request's context, so that a
+	// hung store answers 503 with Retry-After instead of holding the
+	// client; 0 is DefaultRequestTimeout, negative none.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is Options.RequestTimeout when zero: longer than a
+// healthy store takes for a group commit, far shorter than a client's own
+// timeout.
+const DefaultRequestTimeout = 10 * time.Second
 
 // Server is the HTTP API. It starts no goroutines: the caller owns the
 // engine and the listener.
@@ -101,7 +113,10 @@ type Server struct {
 	metricsHandler http.Handler
 	handler        http.Handler
 	adminHandler   http.Handler
+	metricsOnly    http.Handler
 	keystone       *Keystone // nil: noauth
+	reqTimeout     time.Duration
+	probes         probes
 }
 
 // New checks o and builds a Server.
@@ -120,7 +135,11 @@ func New(o Options) (*Server, error) {
 		reg:   o.Registry,
 		now:   o.Clock,
 
-		keystone: o.Keystone,
+		keystone:   o.Keystone,
+		reqTimeout: o.RequestTimeout,
+	}
+	if s.reqTimeout == 0 {
+		s.reqTimeout = DefaultRequestTimeout
 	}
 	if o.SharedSecret != "" {
 		s.secret = []byte(o.SharedSecret)
@@ -137,27 +156,38 @@ func New(o Options) (*Server, error) {
 	}
 	s.metrics = m
 	s.metricsHandler = promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
-	public := routes
+	if _, err := register(s.reg, prometheus.Collector(newPoolUpCollector(s))); err != nil {
+		return nil, err
+	}
+	public := slices.Clone(routes)
+	if o.PublicMetrics {
+		public = append(public, metricsRoute)
+	}
 	if s.keystone != nil {
 		if err := s.registerKeystoneMetrics(); err != nil {
 			return nil, err
 		}
 		if s.pools != nil {
-			public = append(slices.Clone(routes), adminRoutes...)
+			public = append(public, adminRoutes...)
 		}
 	}
-	s.handler = s.router(public, s.keystone != nil)
-	s.adminHandler = s.router(append(slices.Clone(routes), adminRoutes...), false)
+	s.handler = s.router(public, s.keystone != nil, false)
+	s.adminHandler = s.router(append(append(slices.Clone(routes), metricsRoute), adminRoutes...), false, true)
+	s.metricsOnly = s.router([]route{metricsRoute}, false, true)
 	return s, nil
 }
 
-// Handler returns the HTTP handler of every public route, /metrics
-// included.
+// Handler returns the HTTP handler of every public route (and /metrics
+// with Options.PublicMetrics).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// AdminHandler serves the public routes and the admin API (pools, flavors,
-// migrations): give it a listener only operators reach.
+// AdminHandler serves the public routes, /metrics and the admin API
+// (pools, flavors, migrations): give it a listener only operators reach.
+// Its /v2/health names each pool with its store's error.
 func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
+
+// MetricsHandler serves /metrics alone, for a listener of its own.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsOnly }
 
 // Registry returns the registry /metrics serves.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
@@ -185,6 +215,7 @@ type request struct {
 	client  string // canonical Client-ID
 	vars    map[string]string
 	q       wire.Query
+	detail  bool // operators ask: health shows each pool's error
 }
 
 func (rq *request) ctx() context.Context { return rq.r.Context() }
@@ -204,10 +235,12 @@ type group struct {
 	allow    string
 	auth     bool // keystone auth applies (auth.go)
 	admin    bool // and it needs the admin role
+	detail   bool // served to operators only (admin listener or role)
 }
 
-// router serves routes; auth applies keystone auth to them.
-func (s *Server) router(routes []route, auth bool) http.Handler {
+// router serves routes; auth applies keystone auth to them; operators
+// tells that only operators reach the listener.
+func (s *Server) router(routes []route, auth, operators bool) http.Handler {
 	r := mux.NewRouter()
 	r.SkipClean(true)
 	var groups []*group
@@ -217,6 +250,7 @@ func (s *Server) router(routes []route, auth bool) http.Handler {
 		g := idx[rt.path]
 		if g == nil {
 			g = &group{path: rt.path, byMethod: map[string]*route{}, auth: auth, admin: auth && adminOnly(rt.path)}
+			g.detail = operators || g.admin
 			idx[rt.path] = g
 			groups = append(groups, g)
 		}
@@ -272,7 +306,12 @@ func (s *Server) serveGroup(g *group) http.Handler {
 		s.metrics.inflight.Inc()
 		defer s.metrics.inflight.Dec()
 		sw := &statusWriter{ResponseWriter: w}
-		rq := &request{r: r, w: w, id: requestID(r), vars: mux.Vars(r), q: wire.ParseQuery(r.URL.RawQuery)}
+		if s.reqTimeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), s.reqTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		rq := &request{r: r, w: w, id: requestID(r), vars: mux.Vars(r), q: wire.ParseQuery(r.URL.RawQuery), detail: g.detail}
 		sw.Header().Set("X-Openstack-Request-Id", rq.id)
 		rt := g.byMethod[r.Method]
 		rq.rt = rt

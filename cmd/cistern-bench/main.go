@@ -104,7 +104,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (be
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured window (with -messages: its upper bound, default 5m)")
 	fs.Int64Var(&cfg.Messages, "messages", cfg.Messages, "stop after `N` messages posted and consumed (0: run for -duration)")
 	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "time on top of warmup + duration for setup, drain and teardown")
-	metrics := fs.String("metrics", "", "Prometheus `URL` to scrape for store requests (default: <url>/metrics; \"off\" to skip)")
+	metrics := fs.String("metrics", "", "Prometheus `URL` to scrape for store requests (default: <url>/metrics; \"off\" to skip); cistern serves /metrics on its admin listener or metrics_listen, on the public one only with metrics_listen public")
 	fs.BoolVar(&opt.json, "json", false, "print one JSON document instead of the table")
 	fs.BoolVar(&opt.verbose, "v", false, "print each phase to stderr as it starts")
 	if err := fs.Parse(args); err != nil {

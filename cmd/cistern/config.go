@@ -58,7 +58,18 @@ type Config struct {
 	// StartTimeout is how long start-up keeps trying stores that answer
 	// "unavailable" (default 30 s).
 	StartTimeout time.Duration `yaml:"start_timeout"`
+	// RequestTimeout is every request's deadline (default 10 s): a store
+	// that does not answer by then makes a 503 with Retry-After.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MetricsListen is where /metrics is served besides the admin
+	// listener: an address of its own, or "public" for the public
+	// listener too; empty: the admin listener only.
+	MetricsListen string `yaml:"metrics_listen"`
 }
+
+// metricsPublic is the MetricsListen that serves /metrics on the public
+// listener.
+const metricsPublic = "public"
 
 // KeystoneConfig is server.KeystoneOptions as the config file spells it
 // (used with auth_strategy: keystone).
@@ -186,6 +197,7 @@ func defaultConfig() Config {
 		Limits:          server.DefaultLimits(),
 		ShutdownTimeout: 30 * time.Second,
 		StartTimeout:    30 * time.Second,
+		RequestTimeout:  server.DefaultRequestTimeout,
 		HTTP:            defaultHTTP(),
 	}
 }
@@ -217,7 +229,8 @@ Flags:
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), `
 Environment:
-  CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_DATA, CISTERN_LOG_LEVEL,
+  CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_METRICS_LISTEN, CISTERN_REQUEST_TIMEOUT,
+  CISTERN_DATA, CISTERN_LOG_LEVEL,
   CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
   CISTERN_KEYSTONE_USER, CISTERN_KEYSTONE_PASSWORD, CISTERN_KEYSTONE_PROJECT,
   CISTERN_KEYSTONE_USER_DOMAIN, CISTERN_KEYSTONE_PROJECT_DOMAIN; for the -driver flags CISTERN_SWIFT_AUTH_URL,
@@ -226,26 +239,28 @@ Environment:
 `)
 	}
 	var (
-		configPath   = fs.String("config", getenv("CISTERN_CONFIG"), "YAML config file")
-		listen       = fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8888; env CISTERN_LISTEN)")
-		data         = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
-		logLevel     = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
-		logJSON      = fs.Bool("log-json", false, "log JSON lines instead of console output")
-		driver       = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
-		swiftURL     = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
-		swiftUser    = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
-		swiftKey     = fs.String("swift-key", "", "Swift key or password for -driver swift")
-		swiftProj    = fs.String("swift-project", "", "Keystone project for -driver swift")
-		s3Endpoint   = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
-		s3Bucket     = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
-		s3Region     = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
-		s3Access     = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
-		s3Secret     = fs.String("s3-secret-key", "", "S3 secret key")
-		secret       = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); shows in ps: prefer -signed-url-secret-file or env CISTERN_SIGNED_URL_SECRET")
-		secretFile   = fs.String("signed-url-secret-file", "", "file holding the secret for pre-signed URLs; env CISTERN_SIGNED_URL_SECRET_FILE")
-		adminListen  = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN.\nIt has NO AUTHENTICATION: whoever reaches it can add pools and move queues; keep it on loopback or a private network")
-		adminPprof   = fs.Bool("admin-pprof", false, "also serve Go's profiler under /debug/pprof/ on the admin listener")
-		authStrategy = fs.String("auth-strategy", "", "noauth (default) or keystone (docs/auth.md); env CISTERN_AUTH_STRATEGY")
+		configPath    = fs.String("config", getenv("CISTERN_CONFIG"), "YAML config file")
+		listen        = fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8888; env CISTERN_LISTEN)")
+		data          = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
+		logLevel      = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
+		logJSON       = fs.Bool("log-json", false, "log JSON lines instead of console output")
+		driver        = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
+		swiftURL      = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
+		swiftUser     = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
+		swiftKey      = fs.String("swift-key", "", "Swift key or password for -driver swift")
+		swiftProj     = fs.String("swift-project", "", "Keystone project for -driver swift")
+		s3Endpoint    = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
+		s3Bucket      = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
+		s3Region      = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
+		s3Access      = fs.String("s3-access-key", "", "S3 access key (empty: the SDK's default chain)")
+		s3Secret      = fs.String("s3-secret-key", "", "S3 secret key")
+		secret        = fs.String("signed-url-secret", "", "secret for pre-signed URLs (/share); shows in ps: prefer -signed-url-secret-file or env CISTERN_SIGNED_URL_SECRET")
+		secretFile    = fs.String("signed-url-secret-file", "", "file holding the secret for pre-signed URLs; env CISTERN_SIGNED_URL_SECRET_FILE")
+		adminListen   = fs.String("admin-listen", "", "address of the admin API (pools, flavors, migrations); off when empty; env CISTERN_ADMIN_LISTEN.\nIt has NO AUTHENTICATION: whoever reaches it can add pools and move queues; keep it on loopback or a private network")
+		adminPprof    = fs.Bool("admin-pprof", false, "also serve Go's profiler under /debug/pprof/ on the admin listener")
+		authStrategy  = fs.String("auth-strategy", "", "noauth (default) or keystone (docs/auth.md); env CISTERN_AUTH_STRATEGY")
+		metricsListen = fs.String("metrics-listen", "", "where /metrics is served besides the admin listener: an address, or \"public\" for the public listener; env CISTERN_METRICS_LISTEN")
+		reqTimeout    = fs.Duration("request-timeout", 0, "deadline of every request, after which a store that does not answer makes a 503 (default 10s; env CISTERN_REQUEST_TIMEOUT)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -278,6 +293,17 @@ Environment:
 	pick(&cfg.SignedURLSecret, *secret, "CISTERN_SIGNED_URL_SECRET")
 	pick(&cfg.AdminListen, *adminListen, "CISTERN_ADMIN_LISTEN")
 	pick(&cfg.AuthStrategy, *authStrategy, "CISTERN_AUTH_STRATEGY")
+	pick(&cfg.MetricsListen, *metricsListen, "CISTERN_METRICS_LISTEN")
+	if v := getenv("CISTERN_REQUEST_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("CISTERN_REQUEST_TIMEOUT: %w", err)
+		}
+		cfg.RequestTimeout = d
+	}
+	if *reqTimeout != 0 {
+		cfg.RequestTimeout = *reqTimeout
+	}
 	// what scripts/keystone.sh start prints
 	ks := &cfg.Keystone
 	for _, kv := range []struct {
@@ -358,6 +384,12 @@ Environment:
 func (c *Config) Validate() error {
 	if c.Listen == "" {
 		return errors.New("listen address is empty")
+	}
+	if c.RequestTimeout < 0 {
+		return fmt.Errorf("request_timeout %s is negative", c.RequestTimeout)
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = server.DefaultRequestTimeout
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

@@ -142,8 +142,11 @@ type daemon struct {
 	http   *http.Server
 	adminL net.Listener
 	admin  *http.Server
-	router *placement.Router
-	done   chan struct{}
+	// metricsL serves /metrics alone (metrics_listen set to an address).
+	metricsL net.Listener
+	metrics  *http.Server
+	router   *placement.Router
+	done     chan struct{}
 }
 
 func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, err error) {
@@ -218,13 +221,15 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		}
 	}
 	srv, err := server.New(server.Options{
-		Engine:       d.router,
-		Pools:        d.router,
-		Logger:       log,
-		Limits:       cfg.Limits,
-		SharedSecret: cfg.SignedURLSecret,
-		Registry:     reg,
-		Keystone:     ks,
+		Engine:         d.router,
+		Pools:          d.router,
+		Logger:         log,
+		Limits:         cfg.Limits,
+		SharedSecret:   cfg.SignedURLSecret,
+		Registry:       reg,
+		Keystone:       ks,
+		PublicMetrics:  cfg.MetricsListen == metricsPublic,
+		RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -250,6 +255,14 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		}
 		mux.Handle("/", srv.AdminHandler())
 		d.admin = d.httpServer(mux)
+	}
+	if cfg.MetricsListen != "" && cfg.MetricsListen != metricsPublic {
+		ml, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return nil, err
+		}
+		d.metricsL = limitListen(ml, cfg.HTTP.AdminMaxConnections)
+		d.metrics = d.httpServer(srv.MetricsHandler())
 	}
 	return d, nil
 }
@@ -291,6 +304,14 @@ func (d *daemon) main() error {
 		go func() {
 			if err := d.admin.Serve(d.adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error().Err(err).Msg("admin listener failed")
+			}
+		}()
+	}
+	if d.metrics != nil {
+		d.log.Info().Str("listen", "http://"+d.metricsL.Addr().String()+"/metrics").Msg("metrics")
+		go func() {
+			if err := d.metrics.Serve(d.metricsL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error().Err(err).Msg("metrics listener failed")
 			}
 		}()
 	}
@@ -344,6 +365,9 @@ func (d *daemon) exit() {
 			d.log.Warn().Err(err).Msg("admin requests still running at shutdown")
 		}
 	}
+	if d.metrics != nil {
+		_ = d.metrics.Shutdown(ctx)
+	}
 	if err := d.http.Shutdown(ctx); err != nil {
 		d.log.Warn().Err(err).Msg("requests still running at shutdown")
 	}
@@ -357,7 +381,7 @@ func (d *daemon) close() {
 	if d.router != nil {
 		d.router.Close()
 	}
-	for _, l := range []net.Listener{d.ln, d.adminL} {
+	for _, l := range []net.Listener{d.ln, d.adminL, d.metricsL} {
 		if l != nil {
 			l.Close()
 		}

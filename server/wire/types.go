@@ -125,9 +125,18 @@ type SubscriptionList struct {
 
 // Health answers GET /v2/health.
 type Health struct {
-	StorageReachable bool   `json:"storage_reachable"`
-	QueuesLoaded     int    `json:"queues_loaded"`
-	Error            string `json:"error,omitempty"`
+	StorageReachable bool `json:"storage_reachable"`
+	QueuesLoaded     int  `json:"queues_loaded"`
+	// Pools is shown on the admin side only: the errors name internal
+	// URLs.
+	Pools []PoolHealth `json:"pools,omitempty"`
+}
+
+// PoolHealth is one pool in the admin side's GET /v2/health.
+type PoolHealth struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Reserved metadata keys.
