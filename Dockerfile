@@ -34,13 +34,12 @@ EXPOSE 8888
 # So that a command replacing the default one still listens beyond the
 # container; -listen (or a -e CISTERN_LISTEN) overrides it.
 ENV CISTERN_LISTEN=0.0.0.0:8888
-# GET /v2/ping is 204 when the store answers, 503 when it does not. Every
-# /v2 request needs a Client-ID and an X-Project-ID, this one too. The port
-# is CISTERN_LISTEN's (a -listen flag in the command is not seen here). The
-# start period covers start_timeout: start-up waits that long for a store.
+# GET /readyz is 204 when every pool's store answers, 503 when one does
+# not; it needs no headers and no token (auth_strategy keystone too). The
+# port is CISTERN_LISTEN's (a -listen flag in the command is not seen
+# here). The start period covers start_timeout: start-up waits that long
+# for a store.
 HEALTHCHECK --interval=15s --timeout=6s --start-period=40s --retries=3 \
-  CMD curl -fsS -o /dev/null \
-      -H 'Client-ID: 00000000-0000-4000-8000-000000000000' -H 'X-Project-ID: healthcheck' \
-      "http://127.0.0.1:${CISTERN_LISTEN##*:}/v2/ping" || exit 1
+  CMD curl -fsS -o /dev/null "http://127.0.0.1:${CISTERN_LISTEN##*:}/readyz" || exit 1
 ENTRYPOINT ["cistern"]
 CMD ["-listen", "0.0.0.0:8888", "-data", "/data"]

@@ -1,9 +1,12 @@
 package placement
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/cistern-mq/cistern/drivers"
 )
 
 // The records placement keeps in the control container are JSON; each has a
@@ -55,4 +58,15 @@ func decodeRecord[T any](data []byte, valid func(T) error) (T, error) {
 		return zero, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	return v, nil
+}
+
+// RegisteredPools reads the pools of the registry in a control pool's
+// store, opening none of them (for cistern -check-config). A store that
+// holds no registry yet has none.
+func RegisteredPools(ctx context.Context, control drivers.Store) ([]PoolSpec, error) {
+	specs, err := listRecords(ctx, control, poolsPrefix, decodePoolSpec)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return nil, nil
+	}
+	return specs, err
 }

@@ -6,7 +6,7 @@
 # database and fernet tokens. Everything (config, database, keys, logs, pid
 # file) lives in one state dir; nothing in /etc/keystone is used.
 #
-#   eval "$(scripts/keystone.sh start)"   # stdout: only `export NAME=value`
+#   out=$(scripts/keystone.sh start) && eval "$out"   # stdout: only `export NAME=value`
 #   go test ./server/
 #   scripts/keystone.sh stop               # stop, keep the data
 #   scripts/keystone.sh wipe               # stop and delete the state dir

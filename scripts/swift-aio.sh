@@ -7,7 +7,8 @@
 # container-updaters. Everything (configs, rings, data, logs, pid files)
 # lives in one state dir.
 #
-#   eval "$(scripts/swift-aio.sh start)"   # stdout: only `export NAME=value`
+#   out=$(scripts/swift-aio.sh start) && eval "$out"   # stdout: only `export NAME=value`;
+#                                      # a failed start exits non-zero: never eval "$(... start)", which hides it
 #   go test ./...
 #   scripts/swift-aio.sh stop               # stop, keep the data
 #   scripts/swift-aio.sh wipe               # stop and delete the state dir
@@ -509,7 +510,7 @@ EOF
 
 ks_set_env() {
   KS_URL=${CISTERN_KEYSTONE_URL:-}
-  [ -n "$KS_URL" ] || die "CISTERN_KEYSTONE_URL is not set: eval \"\$(scripts/keystone.sh start)\" first"
+  [ -n "$KS_URL" ] || die "CISTERN_KEYSTONE_URL is not set: out=\$(scripts/keystone.sh start) && eval \"\$out\" first"
   KS_URL=${KS_URL%/}
   KS_PASSWORD=${CISTERN_KEYSTONE_PASSWORD:-secret}
   KS_SVC_USER=${CISTERN_KEYSTONE_USER:-cistern}

@@ -30,7 +30,9 @@ trap cleanup EXIT
 
 for s in swift-aio versitygw keystone; do
   if ! scripts/"$s".sh status >/dev/null 2>&1; then started+=("$s stop"); fi
-  out=$(scripts/"$s".sh start)
+  # Checked before eval: eval of an empty output succeeds, and the tests
+  # would then skip or fail far from the cause.
+  out=$(scripts/"$s".sh start) || { log "scripts/$s.sh start failed (its error is above)"; exit 1; }
   # The tests turn keystone auth on per server; exported, the strategy would
   # also switch on in the cistern binaries the cmd tests start.
   eval "$(grep -v '^export CISTERN_AUTH_STRATEGY=' <<<"$out")"
@@ -38,7 +40,8 @@ done
 # The Swift driver's Keystone path: a second Swift proxy with authtoken +
 # keystoneauth against that Keystone (the tempauth proxy stays as it is).
 if ! scripts/swift-aio.sh keystone-status >/dev/null 2>&1; then started+=("swift-aio keystone-stop"); fi
-eval "$(scripts/swift-aio.sh keystone-start)"
+out=$(scripts/swift-aio.sh keystone-start) || { log "scripts/swift-aio.sh keystone-start failed (its error is above)"; exit 1; }
+eval "$out"
 export CISTERN_REQUIRE_BACKENDS=1
 
 # A real Zaqar client (Debian's python3-zaqarclient) drives the server in

@@ -6,7 +6,7 @@
 # `If-None-Match: *` on an existing key answers 412 PreconditionFailed, so
 # the S3 driver's create-only puts can be tested for real.
 #
-#   eval "$(scripts/versitygw.sh start)"   # stdout: only `export NAME=value`
+#   out=$(scripts/versitygw.sh start) && eval "$out"   # stdout: only `export NAME=value`
 #   scripts/versitygw.sh stop               # stop, keep the data
 #   scripts/versitygw.sh wipe               # stop and delete the state dir
 #

@@ -9,7 +9,7 @@
 # persistence), message store on that redis (default) or on the local Swift
 # (ZAQAR_BACKEND=swift).
 #
-#   eval "$(scripts/zaqar-ref.sh start)"   # stdout: only `export ZAQAR_REF_URL=...`
+#   out=$(scripts/zaqar-ref.sh start) && eval "$out"   # stdout: only `export ZAQAR_REF_URL=...`
 #   curl -H 'Client-ID: ...' -H 'X-Project-ID: p' "$ZAQAR_REF_URL/v2/queues"
 #   scripts/zaqar-ref.sh stop
 #
@@ -446,7 +446,7 @@ cmd_start() {
   done
   if [ "$BACKEND" = swift ]; then
     curl -fsS -o /dev/null --max-time 10 -H "X-Auth-User: $SWIFT_USER" -H "X-Auth-Key: $SWIFT_KEY" "$SWIFT_AUTH_URL" ||
-      die "Swift tempauth at $SWIFT_AUTH_URL did not accept $SWIFT_USER (is the Swift running? eval \"\$(scripts/swift-aio.sh start)\")"
+      die "Swift tempauth at $SWIFT_AUTH_URL did not accept $SWIFT_USER (is the Swift running? out=\$(scripts/swift-aio.sh start) && eval \"\$out\")"
   fi
 
   mkdir -p "$ETC" "$LOGDIR" "$RUN" "$STATE_DIR/redis"

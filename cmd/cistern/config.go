@@ -61,6 +61,11 @@ type Config struct {
 	// RequestTimeout is every request's deadline (default 10 s): a store
 	// that does not answer by then makes a 503 with Retry-After.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// warnings are what parseConfig found that start-up must say (a flag
+	// or variable that is ignored, pools replaced).
+	warnings []string
+	// checkConfig: print the merged configuration and exit (-check-config).
+	checkConfig bool
 	// MetricsListen is where /metrics is served besides the admin
 	// listener: an address of its own, or "public" for the public
 	// listener too; empty: the admin listener only.
@@ -127,6 +132,8 @@ type PoolConfig struct {
 	Flavor string      `yaml:"flavor"` // the flavor (pool group) it belongs to
 	Swift  SwiftConfig `yaml:"swift"`
 	S3     S3Config    `yaml:"s3"`
+	// source says where the pool came from, for -check-config.
+	source string
 }
 
 // SwiftConfig is swiftdriver.Config as the config file spells it.
@@ -214,6 +221,9 @@ object store: a local folder (the default), OpenStack Swift or S3.
   cistern                          serve on 127.0.0.1:8888 from ./cistern-data
   cistern -config cistern.yaml     pools, limits and tuning from a file (docs/configuration.md)
   cistern -driver swift -swift-auth-url URL -swift-user U -swift-key K
+                                   one pool from flags; -driver replaces the config file's pools
+  cistern -check-config [-config F] print the merged configuration (secrets redacted) and exit
+  cistern -version                 print the version and exit
   cistern migrate [-admin URL] [-dry-run] [-project P -queue Q] [-pool NAME]
                                    move queues to the pool the ring picks (docs/pools.md)
 
@@ -244,7 +254,7 @@ Environment:
 		data          = fs.String("data", "", "data directory of the fs pool (default ./cistern-data; env CISTERN_DATA)")
 		logLevel      = fs.String("log-level", "", "debug, info, warn or error (env CISTERN_LOG_LEVEL)")
 		logJSON       = fs.Bool("log-json", false, "log JSON lines instead of console output")
-		driver        = fs.String("driver", "", "store of the single pool when no config file names pools: fs, swift or s3")
+		driver        = fs.String("driver", "", "fs, swift or s3: serve one pool named default built from the flags of that driver.\nIt REPLACES the pools of the config file (start-up warns); without it, a config file's pools are used and the driver flags and their variables are ignored")
 		swiftURL      = fs.String("swift-auth-url", "", "Swift auth URL (v1 tempauth or Keystone) for -driver swift")
 		swiftUser     = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
 		swiftKey      = fs.String("swift-key", "", "Swift key or password for -driver swift")
@@ -260,6 +270,8 @@ Environment:
 		adminPprof    = fs.Bool("admin-pprof", false, "also serve Go's profiler under /debug/pprof/ on the admin listener")
 		authStrategy  = fs.String("auth-strategy", "", "noauth (default) or keystone (docs/auth.md); env CISTERN_AUTH_STRATEGY")
 		metricsListen = fs.String("metrics-listen", "", "where /metrics is served besides the admin listener: an address, or \"public\" for the public listener; env CISTERN_METRICS_LISTEN")
+		showVersion   = fs.Bool("version", false, "print the version and exit")
+		checkConfig   = fs.Bool("check-config", false, "print the merged configuration (secrets redacted) and where each pool came from, then exit: 0 when valid, 1 otherwise")
 		reqTimeout    = fs.Duration("request-timeout", 0, "deadline of every request, after which a store that does not answer makes a 503 (default 10s; env CISTERN_REQUEST_TIMEOUT)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -268,7 +280,11 @@ Environment:
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	if *showVersion {
+		return Config{}, errVersion
+	}
 	cfg := defaultConfig()
+	cfg.checkConfig = *checkConfig
 	if *configPath != "" {
 		raw, err := os.ReadFile(*configPath)
 		if err != nil {
@@ -278,6 +294,9 @@ Environment:
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 			return Config{}, fmt.Errorf("%s: %w", *configPath, err)
+		}
+		for i := range cfg.Pools {
+			cfg.Pools[i].source = "file " + *configPath
 		}
 	}
 	pick := func(dst *string, flagVal, env string) {
@@ -340,8 +359,18 @@ Environment:
 
 	dataDir := ""
 	pick(&dataDir, *data, "CISTERN_DATA")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfg.warnings = append(cfg.warnings, ignoredDriverSettings(set, getenv, *driver, len(cfg.Pools) > 0)...)
 	if len(cfg.Pools) == 0 || *driver != "" {
-		p := PoolConfig{Name: "default", Kind: *driver}
+		if len(cfg.Pools) > 0 {
+			cfg.warnings = append(cfg.warnings, fmt.Sprintf("-driver %s replaces the %d pool(s) of %s: serving one pool, default, built from the flags",
+				*driver, len(cfg.Pools), *configPath))
+		}
+		p := PoolConfig{Name: "default", Kind: *driver, source: "flags (-driver)"}
+		if *driver == "" {
+			p.source = "default (no config file names pools)"
+		}
 		if p.Kind == "" {
 			p.Kind = "fs"
 		}
@@ -378,6 +407,45 @@ Environment:
 		}
 	}
 	return cfg, cfg.Validate()
+}
+
+// errVersion is what parseConfig answers to -version.
+var errVersion = errors.New("version asked for")
+
+// driverSettings are the flags and variables of each driver's single pool.
+var driverSettings = map[string][][2]string{
+	"swift": {{"swift-auth-url", "CISTERN_SWIFT_AUTH_URL"}, {"swift-user", "CISTERN_SWIFT_USER"},
+		{"swift-key", "CISTERN_SWIFT_KEY"}, {"swift-project", "CISTERN_SWIFT_PROJECT"}},
+	"s3": {{"s3-endpoint", "CISTERN_S3_ENDPOINT"}, {"s3-bucket", "CISTERN_S3_BUCKET"}, {"s3-region", "CISTERN_S3_REGION"},
+		{"s3-access-key", "CISTERN_S3_ACCESS_KEY"}, {"s3-secret-key", "CISTERN_S3_SECRET_KEY"}},
+}
+
+// ignoredDriverSettings names the driver flags and variables that are set
+// but build nothing: those of another driver than -driver's, or all of
+// them when the config file's pools are used (no -driver).
+func ignoredDriverSettings(flagSet map[string]bool, getenv func(string) string, driver string, filePools bool) []string {
+	why := "-driver is " + driver
+	switch {
+	case driver == "" && filePools:
+		why = "the config file names pools and -driver is not given"
+	case driver == "":
+		why = "-driver is not given, so the one pool is fs"
+	}
+	var out []string
+	for _, kind := range []string{"swift", "s3"} {
+		if kind == driver {
+			continue
+		}
+		for _, fv := range driverSettings[kind] {
+			if flagSet[fv[0]] {
+				out = append(out, fmt.Sprintf("-%s is ignored: %s", fv[0], why))
+			}
+			if getenv(fv[1]) != "" {
+				out = append(out, fmt.Sprintf("%s is ignored: %s", fv[1], why))
+			}
+		}
+	}
+	return out
 }
 
 // Validate checks the whole configuration before anything starts.

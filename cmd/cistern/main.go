@@ -35,8 +35,15 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
 		os.Exit(migrateCommand(os.Args[2:], os.Getenv, os.Stderr))
 	}
+	if checkConfigWanted(os.Args[1:]) {
+		os.Exit(checkConfig(context.Background(), os.Args[1:], os.Getenv, os.Stdout))
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Println("cistern", buildVersion())
 		return
 	}
 	if err != nil {
@@ -44,6 +51,10 @@ func main() {
 		os.Exit(2)
 	}
 	log := newLogger(cfg, os.Stderr)
+	log.Info().Str("version", buildVersion()).Msg("cistern starting")
+	for _, msg := range cfg.warnings {
+		log.Warn().Msg(msg)
+	}
 	d, err := startDaemon(context.Background(), cfg, log, time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
