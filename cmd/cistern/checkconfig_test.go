@@ -74,3 +74,39 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("buildVersion %q", v)
 	}
 }
+
+// TestIgnoredDriverSettingsWarn: every driver flag or variable that builds
+// nothing is named in a start-up warning, and none that is used.
+func TestIgnoredDriverSettingsWarn(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("pools:\n  - {name: a, kind: fs, path: "+t.TempDir()+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"file pools ignore swift variables", []string{"-config", file}, map[string]string{"CISTERN_SWIFT_AUTH_URL": "http://s"},
+			[]string{"CISTERN_SWIFT_AUTH_URL is ignored: the config file names pools and -driver is not given"}},
+		{"no -driver ignores -s3 flags", []string{"-s3-bucket", "b"}, nil,
+			[]string{"-s3-bucket is ignored: -driver is not given, so the one pool is fs"}},
+		{"-driver swift uses its own, ignores s3", []string{"-driver", "swift", "-swift-auth-url", "http://s/auth/v1.0", "-swift-user", "a:b", "-swift-key", "k"},
+			map[string]string{"CISTERN_S3_BUCKET": "b", "CISTERN_SWIFT_PROJECT": "p"},
+			[]string{"CISTERN_S3_BUCKET is ignored: -driver is swift"}},
+		{"-driver over file pools", []string{"-config", file, "-driver", "fs", "-data", t.TempDir()}, nil,
+			[]string{"-driver fs replaces the 1 pool(s) of " + file + ": serving one pool, default, built from the flags"}},
+		{"nothing to say", []string{"-data", t.TempDir()}, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parseConfig(c.args, func(k string) string { return c.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(cfg.warnings, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("warnings %q, want %q", cfg.warnings, c.want)
+			}
+		})
+	}
+}
