@@ -52,7 +52,11 @@ func newRealKeystone(t *testing.T) *realKeystone {
 	}
 	k := &realKeystone{url: get("CISTERN_KEYSTONE_URL"), password: get("CISTERN_KEYSTONE_PASSWORD")}
 	k.svc = KeystoneOptions{URL: k.url, Username: get("CISTERN_KEYSTONE_USER"), Password: k.password,
-		Project: get("CISTERN_KEYSTONE_PROJECT"), Logger: zerolog.Nop()}
+		Project: get("CISTERN_KEYSTONE_PROJECT"), Logger: zerolog.Nop(),
+		// Keystone's two workers queue requests behind the rest of the
+		// suite on a loaded machine; the default 5 s bound is for
+		// production, not for a shared CI box.
+		Timeout: 30 * time.Second}
 	return k
 }
 
