@@ -69,8 +69,8 @@ func (k *realKeystone) osEnv(user, project, region string) []string {
 // and deletes the claimed messages; bob neither lists nor reads the queue
 // and is refused when he names alice's project.
 func TestKeystoneRealZaqarClient(t *testing.T) {
-	requireOpenStackTool(t, "python3-zaqarclient", pythonZaqarclient, "-c", "import zaqarclient.queues.client, keystoneauth1")
 	k := newRealKeystone(t)
+	requireOpenStackTool(t, "python3-zaqarclient", pythonZaqarclient, "-c", "import zaqarclient.queues.client, keystoneauth1")
 	e, _ := k.server(t, &offsetClock{})
 	region := k.catalogRegion(t, e.url)
 
@@ -97,9 +97,9 @@ func TestKeystoneRealZaqarClient(t *testing.T) {
 // CLI finds this server in the catalog, creates a queue, posts, lists and
 // claims; bob's `queue list` does not show alice's queue.
 func TestKeystoneRealOpenStackCLI(t *testing.T) {
+	k := newRealKeystone(t)
 	requireOpenStackTool(t, "python3-openstackclient", openstackCLI)
 	requireOpenStackTool(t, "python3-zaqarclient", pythonZaqarclient, "-c", "import zaqarclient.queues.client")
-	k := newRealKeystone(t)
 	e, _ := k.server(t, &offsetClock{})
 	region := k.catalogRegion(t, e.url)
 
