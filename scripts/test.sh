@@ -8,8 +8,9 @@
 # Keystone), installing them first on a fresh machine, then
 # checks formatting and vet, then runs `go test -race ./...` with the
 # Swift, S3 and Keystone suites required: a missing backend fails the run
-# instead of skipping; python3-zaqarclient is installed the same way for the client
-# tests. Services this script started are stopped again at the end.
+# instead of skipping; python3-zaqarclient and python3-openstackclient are
+# installed the same way for the client tests. Services this script
+# started are stopped again at the end.
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh ./index/...  only these packages (backends still started)
@@ -44,13 +45,15 @@ out=$(scripts/swift-aio.sh keystone-start) || { log "scripts/swift-aio.sh keysto
 eval "$out"
 export CISTERN_REQUIRE_BACKENDS=1
 
-# A real Zaqar client (Debian's python3-zaqarclient) drives the server in
-# server/zaqarclient_test.go.
-if ! /usr/bin/python3 -c 'import zaqarclient' 2>/dev/null; then
-  log "installing python3-zaqarclient"
+# Real Zaqar clients (Debian's python3-zaqarclient, and python3-openstackclient
+# for the `openstack messaging` CLI) drive the server in
+# server/zaqarclient_test.go and, with Keystone tokens, in
+# server/zaqarclient_keystone_test.go.
+if ! /usr/bin/python3 -c 'import zaqarclient' 2>/dev/null || [ ! -x /usr/bin/openstack ]; then
+  log "installing python3-zaqarclient python3-openstackclient"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q python3-zaqarclient >/dev/null ||
-    { apt-get update -q >/dev/null && apt-get install -y -q python3-zaqarclient >/dev/null; }
+  apt-get install -y -q python3-zaqarclient python3-openstackclient >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q python3-zaqarclient python3-openstackclient >/dev/null; }
 fi
 export CISTERN_REQUIRE_ZAQARCLIENT=1
 

@@ -130,11 +130,11 @@ type wireMsg struct {
 // ledger is what the clients were told.
 type ledger struct {
 	mu      sync.Mutex
-	posted  map[string]string // id -> body, every 201
-	order   map[int][]string  // producer -> ids in the order it posted them
+	posted  map[string]string // "queue/id" -> body, every 201
+	order   map[int][]string  // producer -> "queue/id"s in the order it posted them
 	deleted map[string]bool   // every 204 of a delete
 	tried   map[string]bool   // every delete sent, answered or not
-	claimed map[string]string // message id -> the claim that got it
+	claimed map[string]string // "queue/id" -> the claim that got it
 	doubles []string          // messages seen in two claims
 }
 
@@ -143,10 +143,17 @@ func idFromHref(href string) string {
 	return href[strings.LastIndex(href, "/")+1:]
 }
 
-func crashCycles(t *testing.T, bin string, cycles int, args ...string) {
+// crashCycles runs producers and consumers spread over queues queues
+// against the binary, kills it with SIGKILL in the middle of their traffic
+// and checks what a restarted server holds against what clients were told,
+// cycles times.
+func crashCycles(t *testing.T, bin string, cycles, queues int, args ...string) {
 	addr := freePort(t)
 	l := &ledger{posted: map[string]string{}, order: map[int][]string{}, deleted: map[string]bool{}, tried: map[string]bool{}, claimed: map[string]string{}}
-	queue := fmt.Sprintf("crash-%d", time.Now().UnixNano())
+	qs := make([]string, queues)
+	for i := range qs {
+		qs[i] = fmt.Sprintf("crash-%d-%d", time.Now().UnixNano(), i)
+	}
 	const producers, consumers = 6, 3
 	for cycle := range cycles {
 		p := start(t, bin, addr, args...)
@@ -156,6 +163,7 @@ func crashCycles(t *testing.T, bin string, cycles int, args ...string) {
 			c := &client{base: "http://" + addr, id: fmt.Sprintf("00000000-0000-4000-8000-%012d", pr), project: "crash", http: &http.Client{Timeout: 10 * time.Second}}
 			wg.Go(func() {
 				for i := 0; !stop.Load(); i++ {
+					queue := qs[(pr+i)%queues]
 					body := fmt.Sprintf(`{"cycle":%d,"producer":%d,"i":%d}`, cycle, pr, i)
 					code, data, err := c.do("POST", "/v2/queues/"+queue+"/messages",
 						map[string]any{"messages": []map[string]any{{"body": json.RawMessage(body), "ttl": 3600}}})
@@ -167,10 +175,10 @@ func crashCycles(t *testing.T, bin string, cycles int, args ...string) {
 						t.Errorf("post answered 201 with %s", data)
 						return
 					}
-					id := idFromHref(res.Resources[0])
+					key := queue + "/" + idFromHref(res.Resources[0])
 					l.mu.Lock()
-					l.posted[id] = body
-					l.order[pr] = append(l.order[pr], id)
+					l.posted[key] = body
+					l.order[pr] = append(l.order[pr], key)
 					l.mu.Unlock()
 				}
 			})
@@ -178,7 +186,8 @@ func crashCycles(t *testing.T, bin string, cycles int, args ...string) {
 		for cn := range consumers {
 			c := &client{base: "http://" + addr, id: fmt.Sprintf("00000000-0000-4000-9000-%012d", cn), project: "crash", http: &http.Client{Timeout: 10 * time.Second}}
 			wg.Go(func() {
-				for !stop.Load() {
+				for n := 0; !stop.Load(); n++ {
+					queue := qs[(cn*7+n)%queues]
 					code, data, err := c.do("POST", "/v2/queues/"+queue+"/claims?limit=5", map[string]int{"ttl": 3600, "grace": 60})
 					if err != nil || code != http.StatusCreated {
 						continue
@@ -199,19 +208,18 @@ func crashCycles(t *testing.T, bin string, cycles int, args ...string) {
 							t.Errorf("claimed message href %q carries no claim_id", m.Href)
 							return
 						}
+						key := queue + "/" + id
 						l.mu.Lock()
-						if prev, ok := l.claimed[id]; ok && prev != claim {
-							l.doubles = append(l.doubles, id)
+						if prev, ok := l.claimed[key]; ok && prev != claim {
+							l.doubles = append(l.doubles, key)
 						}
-						l.claimed[id] = claim
-						l.mu.Unlock()
-						l.mu.Lock()
-						l.tried[id] = true
+						l.claimed[key] = claim
+						l.tried[key] = true
 						l.mu.Unlock()
 						code, _, err := c.do("DELETE", "/v2/queues/"+queue+"/messages/"+id+"?claim_id="+claim, nil)
 						if err == nil && code == http.StatusNoContent {
 							l.mu.Lock()
-							l.deleted[id] = true
+							l.deleted[key] = true
 							l.mu.Unlock()
 						}
 					}
@@ -234,16 +242,31 @@ func crashCycles(t *testing.T, bin string, cycles int, args ...string) {
 		stop.Store(true)
 		wg.Wait()
 		p = start(t, bin, addr, args...)
-		verify(t, cycle, p, queue, l)
+		verify(t, cycle, p, qs, l)
 		p.kill()
 	}
 }
 
-func verify(t *testing.T, cycle int, p *proc, queue string, l *ledger) {
+func verify(t *testing.T, cycle int, p *proc, qs []string, l *ledger) {
 	t.Helper()
 	c := &client{base: "http://" + p.addr, id: "00000000-0000-4000-a000-000000000000", project: "crash", http: &http.Client{Timeout: 30 * time.Second}}
-	present := map[string]int{} // id -> position in the queue
-	marker := ""
+	present := map[string]seen{} // "queue/id" -> where and what
+	for _, queue := range qs {
+		list(t, cycle, c, queue, present)
+	}
+	check(t, cycle, l, present)
+}
+
+// seen is a message as the restarted server lists it.
+type seen struct {
+	pos  int // in its queue
+	body string
+}
+
+// list adds the messages of queue to present.
+func list(t *testing.T, cycle int, c *client, queue string, present map[string]seen) {
+	t.Helper()
+	marker, n := "", 0
 	for {
 		path := "/v2/queues/" + queue + "/messages?echo=true&include_claimed=true&include_delayed=true&limit=20"
 		if marker != "" {
@@ -261,7 +284,8 @@ func verify(t *testing.T, cycle int, p *proc, queue string, l *ledger) {
 			t.Fatalf("cycle %d: list body %s", cycle, data)
 		}
 		for _, m := range res.Messages {
-			present[m.ID] = len(present)
+			present[queue+"/"+m.ID] = seen{n, string(m.Body)}
+			n++
 		}
 		if len(res.Messages) == 0 || len(res.Links) == 0 {
 			break
@@ -269,14 +293,21 @@ func verify(t *testing.T, cycle int, p *proc, queue string, l *ledger) {
 		i := strings.Index(res.Links[0].Href, "marker=")
 		marker = strings.SplitN(res.Links[0].Href[i+len("marker="):], "&", 2)[0]
 	}
+}
+
+// check holds what the server has against what clients were told.
+func check(t *testing.T, cycle int, l *ledger, present map[string]seen) {
+	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id, body := range l.posted {
+		m, ok := present[id]
 		// A delete sent but not answered may or may not have happened.
-		if !l.tried[id] {
-			if _, ok := present[id]; !ok {
-				t.Errorf("cycle %d: message %s (%s) got a 201 but is gone", cycle, id, body)
-			}
+		if !ok && !l.tried[id] {
+			t.Errorf("cycle %d: message %s (%s) got a 201 but is gone", cycle, id, body)
+		}
+		if ok && m.body != body {
+			t.Errorf("cycle %d: message %s holds %s, but %s was posted", cycle, id, m.body, body)
 		}
 	}
 	for id := range l.deleted {
@@ -284,14 +315,15 @@ func verify(t *testing.T, cycle int, p *proc, queue string, l *ledger) {
 			t.Errorf("cycle %d: message %s got a 204 delete but is back", cycle, id)
 		}
 	}
-	for pr, ids := range l.order {
-		last := -1
-		for _, id := range ids {
-			if pos, ok := present[id]; ok {
-				if pos < last {
-					t.Errorf("cycle %d: producer %d's message %s is out of post order", cycle, pr, id)
+	for pr, keys := range l.order {
+		last := map[string]int{} // queue -> position of the producer's last message seen
+		for _, key := range keys {
+			queue := key[:strings.LastIndex(key, "/")]
+			if m, ok := present[key]; ok {
+				if prev, ok := last[queue]; ok && m.pos < prev {
+					t.Errorf("cycle %d: producer %d's message %s is out of post order", cycle, pr, key)
 				}
-				last = pos
+				last[queue] = m.pos
 			}
 		}
 	}
@@ -306,7 +338,7 @@ func TestCrashFS(t *testing.T) {
 		t.Skip("builds and kills the server")
 	}
 	bin := buildBinary(t)
-	crashCycles(t, bin, 3, "-data", t.TempDir())
+	crashCycles(t, bin, 3, 100, "-data", t.TempDir())
 }
 
 func TestCrashSwift(t *testing.T) {
@@ -321,5 +353,5 @@ func TestCrashSwift(t *testing.T) {
 		t.Skip("CISTERN_SWIFT_AUTH_URL is not set: start Swift with scripts/swift-aio.sh")
 	}
 	bin := buildBinary(t)
-	crashCycles(t, bin, 1, "-driver", "swift", "-swift-auth-url", authURL, "-swift-user", user, "-swift-key", key)
+	crashCycles(t, bin, 1, 10, "-driver", "swift", "-swift-auth-url", authURL, "-swift-user", user, "-swift-key", key)
 }

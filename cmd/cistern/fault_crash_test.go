@@ -16,5 +16,5 @@ func TestCrashFSFaults(t *testing.T) {
 	}
 	t.Setenv("CISTERN_FAULTS", "seed=11 put@q-=unavailable:0.05 put@q-=lost:0.05 delete@q-=unavailable:0.05 delete@q-=lost:0.05 put@q-=delay:0.1:2ms")
 	bin := buildBinary(t)
-	crashCycles(t, bin, 2, "-data", t.TempDir())
+	crashCycles(t, bin, 2, 10, "-data", t.TempDir())
 }
