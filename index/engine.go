@@ -82,16 +82,6 @@ type Options struct {
 	NoJanitor bool
 }
 
-// DeadLetterPoster posts a message that is moving to a dead-letter queue.
-// The dead-letter queue may live on another pool than the queue it comes
-// from, so a router that serves several pools supplies one that routes
-// (Engine.SetDeadLetters); without one, the engine posts to its own pool.
-// origin names the message moved; a poster must pass it on to
-// Engine.PostMoved, which posts each origin once.
-type DeadLetterPoster interface {
-	PostMoved(ctx context.Context, ref QueueRef, clientID string, msg NewMessage, origin string) (string, error)
-}
-
 func (o *Options) defaults() error {
 	if o.Store == nil {
 		return errors.New("index: Options.Store is required")
@@ -217,18 +207,6 @@ func (e *Engine) Close() error {
 	close(e.stop)
 	e.wg.Wait()
 	return nil
-}
-
-// SetDeadLetters makes moves to dead-letter queues post through p (see
-// DeadLetterPoster). Set it before the engine serves requests.
-func (e *Engine) SetDeadLetters(p DeadLetterPoster) { e.dead.Store(&p) }
-
-// deadLetters is where moves post: the poster set, or this engine.
-func (e *Engine) deadLetters() DeadLetterPoster {
-	if p := e.dead.Load(); p != nil {
-		return *p
-	}
-	return e
 }
 
 func (e *Engine) now() int64 { return e.opts.Clock.Now().UnixNano() }
