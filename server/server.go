@@ -453,11 +453,17 @@ func (s *Server) observe(rq *request, route string, w *statusWriter, d time.Dura
 	if status >= 500 {
 		ev = s.log.Warn()
 	}
-	ev.Str("method", rq.r.Method).
-		Str("route", route).
-		Int("status", status).
-		Dur("duration", d).
+	ev = ev.Str("method", rq.r.Method).
+		Str("route", route)
+	// Only a name the route accepts is logged: a refused one may be huge
+	// or hold control characters.
+	if q := rq.queue(); validQueueName(q, s.lim.MaxQueueNameLength) {
+		ev = ev.Str("queue", q)
+	}
+	ev.Int("status", status).
+		Float64("duration_ms", float64(d.Microseconds())/1000).
 		Int64("bytes", w.bytes).
+		Str("remote_addr", rq.r.RemoteAddr).
 		Str("request_id", rq.id).
 		Str("project", rq.project).
 		Str("user", rq.user).
