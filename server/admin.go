@@ -209,9 +209,15 @@ func (s *Server) putPool(rq *request) (reply, error) {
 	if b.Flavor != nil {
 		spec.Flavor = *b.Flavor
 	}
-	if _, err := r.PutPool(rq.ctx(), spec); err != nil {
+	created, err := r.PutPool(rq.ctx(), spec)
+	if err != nil {
 		return reply{}, s.adminError(err)
 	}
+	msg := "pool replaced"
+	if created {
+		msg = "pool created"
+	}
+	s.logPool(rq, msg, spec)
 	return reply{status: http.StatusCreated, location: "/v2/pools/" + spec.Name}, nil
 }
 
@@ -231,6 +237,16 @@ func (s *Server) patchPool(rq *request) (reply, error) {
 	if err != nil {
 		return reply{}, s.adminError(err)
 	}
+	changed := []string{}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"uri", b.URI != nil}, {"weight", b.Weight != nil}, {"flavor", b.Flavor != nil}, {"options", b.Options != nil}} {
+		if f.set {
+			changed = append(changed, f.name)
+		}
+	}
+	s.logPool(rq, "pool updated", p, changed...)
 	return reply{body: showPool(p, true)}, nil
 }
 
@@ -242,6 +258,7 @@ func (s *Server) deletePool(rq *request) (reply, error) {
 	if err := r.DeletePool(rq.ctx(), rq.vars["pool"]); err != nil {
 		return reply{}, s.adminError(err)
 	}
+	s.log.Info().Str("pool", rq.vars["pool"]).Str("request_id", rq.id).Msg("pool deleted")
 	return reply{status: http.StatusNoContent}, nil
 }
 
@@ -328,12 +345,18 @@ func (s *Server) putFlavor(rq *request) (reply, error) {
 		return reply{}, err
 	}
 	f := placement.FlavorSpec{Name: rq.vars["flavor"], Pools: b.Pools, Capabilities: b.Capabilities}
-	if _, err := r.PutFlavor(rq.ctx(), f); err != nil {
+	created, err := r.PutFlavor(rq.ctx(), f)
+	if err != nil {
 		if errors.Is(err, placement.ErrPoolNotFound) {
 			return reply{}, badBody(err.Error())
 		}
 		return reply{}, s.adminError(err)
 	}
+	msg := "flavor replaced"
+	if created {
+		msg = "flavor created"
+	}
+	s.logFlavor(rq, msg, f)
 	return reply{status: http.StatusCreated, location: "/v2/flavors/" + f.Name}, nil
 }
 
@@ -360,6 +383,7 @@ func (s *Server) patchFlavor(rq *request) (reply, error) {
 		}
 		return reply{}, s.adminError(err)
 	}
+	s.logFlavor(rq, "flavor updated", old)
 	return reply{body: showFlavor(old)}, nil
 }
 
@@ -371,6 +395,7 @@ func (s *Server) deleteFlavor(rq *request) (reply, error) {
 	if err := r.DeleteFlavor(rq.ctx(), rq.vars["flavor"]); err != nil {
 		return reply{}, s.adminError(err)
 	}
+	s.log.Info().Str("flavor", rq.vars["flavor"]).Str("request_id", rq.id).Msg("flavor deleted")
 	return reply{status: http.StatusNoContent}, nil
 }
 
@@ -399,6 +424,13 @@ func (s *Server) startMigration(rq *request) (reply, error) {
 	if err != nil {
 		return reply{}, &apiError{status: http.StatusConflict, title: "Migration running", description: err.Error()}
 	}
+	ev := s.log.Info().Str("request_id", rq.id)
+	if ref != nil {
+		ev = ev.Str("project", ref.Project).Str("queue", ref.Name).Str("to_pool", b.Pool)
+	} else {
+		ev = ev.Bool("all_misplaced", true)
+	}
+	ev.Msg("migration started")
 	return reply{status: http.StatusAccepted, body: st, location: "/v2/migrations"}, nil
 }
 
@@ -436,4 +468,34 @@ func (s *Server) planMigration(rq *request) (reply, error) {
 		out.Moves = []placement.Move{}
 	}
 	return reply{body: out}, nil
+}
+
+// logPool records an admin change to a pool with what it now is (the URI's
+// password and the options' credentials redacted); changed names the
+// fields a PATCH set.
+func (s *Server) logPool(rq *request, msg string, p placement.PoolSpec, changed ...string) {
+	ev := s.log.Info().Str("pool", p.Name).Str("uri", redactURI(p.URI)).Int64("weight", p.Weight).
+		Str("flavor", p.Flavor).Str("request_id", rq.id)
+	if len(p.Options) > 0 {
+		ev = ev.RawJSON("options", redactOptions(p.Options))
+	}
+	if changed != nil {
+		ev = ev.Strs("changed", changed)
+	}
+	ev.Msg(msg)
+}
+
+// logFlavor records an admin change to a flavor with its pools.
+func (s *Server) logFlavor(rq *request, msg string, f placement.FlavorSpec) {
+	s.log.Info().Str("flavor", f.Name).Strs("pool_list", f.Pools).Str("request_id", rq.id).Msg(msg)
+}
+
+// isAdminPath reports whether a route template is one of the admin API's.
+func isAdminPath(path string) bool {
+	for _, rt := range adminRoutes {
+		if rt.path == path {
+			return true
+		}
+	}
+	return false
 }

@@ -331,7 +331,15 @@ func (s *Server) serveGroup(g *group) http.Handler {
 			}
 		}
 		if err != nil {
-			s.writeError(sw, rq, s.toAPIError(rq, err))
+			ae := s.toAPIError(rq, err)
+			s.writeError(sw, rq, ae)
+			if ae.status < 500 && isAdminPath(g.path) {
+				// An operator's mistake is worth a line saying why; 5xx are
+				// logged by writeError already.
+				s.log.Info().Str("request_id", rq.id).Str("method", rq.r.Method).Str("route", g.path).
+					Int("status", ae.status).Str("title", ae.title).Str("description", clip(ae.description, 1024)).
+					Msg("admin request refused")
+			}
 		} else {
 			s.writeReply(sw, rq, rep)
 		}
