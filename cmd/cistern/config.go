@@ -383,6 +383,9 @@ Environment:
 			pick(&p.Swift.User, *swiftUser, "CISTERN_SWIFT_USER")
 			pick(&p.Swift.Key, *swiftKey, "CISTERN_SWIFT_KEY")
 			pick(&p.Swift.Project, *swiftProj, "CISTERN_SWIFT_PROJECT")
+			if err := requireDriverSettings("swift", p.Swift.AuthURL, p.Swift.User, p.Swift.Key); err != nil {
+				return Config{}, err
+			}
 		case "s3":
 			p.S3.PathStyle = true
 			p.S3.CreateBucket = true
@@ -393,6 +396,9 @@ Environment:
 			pick(&p.S3.SecretKey, *s3Secret, "CISTERN_S3_SECRET_KEY")
 			if p.S3.Bucket == "" {
 				p.S3.Bucket = "cistern"
+			}
+			if (p.S3.AccessKey == "") != (p.S3.SecretKey == "") {
+				return Config{}, errors.New("-s3-access-key / CISTERN_S3_ACCESS_KEY and -s3-secret-key / CISTERN_S3_SECRET_KEY go together with -driver s3: give both, or neither for the SDK's default credential chain")
 			}
 		default:
 			return Config{}, fmt.Errorf("-driver %q: want fs, swift or s3", p.Kind)
@@ -418,6 +424,27 @@ var driverSettings = map[string][][2]string{
 		{"swift-key", "CISTERN_SWIFT_KEY"}, {"swift-project", "CISTERN_SWIFT_PROJECT"}},
 	"s3": {{"s3-endpoint", "CISTERN_S3_ENDPOINT"}, {"s3-bucket", "CISTERN_S3_BUCKET"}, {"s3-region", "CISTERN_S3_REGION"},
 		{"s3-access-key", "CISTERN_S3_ACCESS_KEY"}, {"s3-secret-key", "CISTERN_S3_SECRET_KEY"}},
+}
+
+// requireDriverSettings says which flags (and their variables) -driver kind
+// lacks, in the order of driverSettings, rather than the driver's Go field
+// names that its own validation would print.
+func requireDriverSettings(kind string, values ...string) error {
+	var missing []string
+	for i, v := range values {
+		if v == "" {
+			fv := driverSettings[kind][i]
+			missing = append(missing, "-"+fv[0]+" / "+fv[1])
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	verb := "is"
+	if len(missing) > 1 {
+		verb = "are"
+	}
+	return fmt.Errorf("%s %s required with -driver %s", strings.Join(missing, ", "), verb, kind)
 }
 
 // ignoredDriverSettings names the driver flags and variables that are set
