@@ -138,45 +138,45 @@ type PoolConfig struct {
 
 // SwiftConfig is swiftdriver.Config as the config file spells it.
 type SwiftConfig struct {
-	AuthURL         string        `yaml:"auth_url" json:"auth_url,omitempty"`
-	User            string        `yaml:"user" json:"user,omitempty"`
-	Key             string        `yaml:"key" json:"key,omitempty"`
-	UserDomain      string        `yaml:"user_domain" json:"user_domain,omitempty"`
-	Project         string        `yaml:"project" json:"project,omitempty"`
-	ProjectDomain   string        `yaml:"project_domain" json:"project_domain,omitempty"`
-	Region          string        `yaml:"region" json:"region,omitempty"`
-	EndpointType    string        `yaml:"endpoint_type" json:"endpoint_type,omitempty"`
-	AuthVersion     int           `yaml:"auth_version" json:"auth_version,omitempty"`
-	StorageURL      string        `yaml:"storage_url" json:"storage_url,omitempty"`
-	AuthToken       string        `yaml:"auth_token" json:"auth_token,omitempty"`
-	ContainerPrefix string        `yaml:"container_prefix" json:"container_prefix,omitempty"`
-	Timeout         time.Duration `yaml:"timeout" json:"timeout,omitempty"`
+	AuthURL         string   `yaml:"auth_url" json:"auth_url,omitempty"`
+	User            string   `yaml:"user" json:"user,omitempty"`
+	Key             string   `yaml:"key" json:"key,omitempty"`
+	UserDomain      string   `yaml:"user_domain" json:"user_domain,omitempty"`
+	Project         string   `yaml:"project" json:"project,omitempty"`
+	ProjectDomain   string   `yaml:"project_domain" json:"project_domain,omitempty"`
+	Region          string   `yaml:"region" json:"region,omitempty"`
+	EndpointType    string   `yaml:"endpoint_type" json:"endpoint_type,omitempty"`
+	AuthVersion     int      `yaml:"auth_version" json:"auth_version,omitempty"`
+	StorageURL      string   `yaml:"storage_url" json:"storage_url,omitempty"`
+	AuthToken       string   `yaml:"auth_token" json:"auth_token,omitempty"`
+	ContainerPrefix string   `yaml:"container_prefix" json:"container_prefix,omitempty"`
+	Timeout         Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 func (c SwiftConfig) driver() swiftdriver.Config {
 	return swiftdriver.Config{AuthURL: c.AuthURL, User: c.User, Key: c.Key, UserDomain: c.UserDomain,
 		Project: c.Project, ProjectDomain: c.ProjectDomain, Region: c.Region, EndpointType: c.EndpointType,
 		AuthVersion: c.AuthVersion, StorageURL: c.StorageURL, AuthToken: c.AuthToken,
-		ContainerPrefix: c.ContainerPrefix, Timeout: c.Timeout}
+		ContainerPrefix: c.ContainerPrefix, Timeout: time.Duration(c.Timeout)}
 }
 
 // S3Config is s3driver.Config as the config file spells it.
 type S3Config struct {
-	Endpoint     string        `yaml:"endpoint" json:"endpoint,omitempty"`
-	Region       string        `yaml:"region" json:"region,omitempty"`
-	Bucket       string        `yaml:"bucket" json:"bucket,omitempty"`
-	AccessKey    string        `yaml:"access_key" json:"access_key,omitempty"`
-	SecretKey    string        `yaml:"secret_key" json:"secret_key,omitempty"`
-	PathStyle    bool          `yaml:"path_style" json:"path_style,omitempty"`
-	KeyPrefix    string        `yaml:"key_prefix" json:"key_prefix,omitempty"`
-	CreateBucket bool          `yaml:"create_bucket" json:"create_bucket,omitempty"`
-	Timeout      time.Duration `yaml:"timeout" json:"timeout,omitempty"`
+	Endpoint     string   `yaml:"endpoint" json:"endpoint,omitempty"`
+	Region       string   `yaml:"region" json:"region,omitempty"`
+	Bucket       string   `yaml:"bucket" json:"bucket,omitempty"`
+	AccessKey    string   `yaml:"access_key" json:"access_key,omitempty"`
+	SecretKey    string   `yaml:"secret_key" json:"secret_key,omitempty"`
+	PathStyle    bool     `yaml:"path_style" json:"path_style,omitempty"`
+	KeyPrefix    string   `yaml:"key_prefix" json:"key_prefix,omitempty"`
+	CreateBucket bool     `yaml:"create_bucket" json:"create_bucket,omitempty"`
+	Timeout      Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 func (c S3Config) driver() s3driver.Config {
 	return s3driver.Config{Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, AccessKey: c.AccessKey,
 		SecretKey: c.SecretKey, PathStyle: c.PathStyle, KeyPrefix: c.KeyPrefix, CreateBucket: c.CreateBucket,
-		Timeout: c.Timeout}
+		Timeout: time.Duration(c.Timeout)}
 }
 
 // RingConfig shapes the ring; keep it fixed for the life of a deployment.
