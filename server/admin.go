@@ -29,6 +29,7 @@ var adminRoutes = []route{
 	{"POST", "/v2/migrations", (*Server).startMigration, "Migration could not be started."},
 	{"GET", "/v2/migrations", (*Server).getMigration, "Migration status could not be read."},
 	{"GET", "/v2/migrations/plan", (*Server).planMigration, "Migration plan could not be computed."},
+	{"GET", "/v2/queues/{queue_name}/pool", (*Server).queuePool, "Queue placement could not be read."},
 }
 
 // poolJSON is a pool as the admin API shows it.
@@ -498,4 +499,21 @@ func isAdminPath(path string) bool {
 		}
 	}
 	return false
+}
+
+// queuePool says which pool a queue (of the X-Project-ID project) is on and
+// where the ring would put it now.
+func (s *Server) queuePool(rq *request) (reply, error) {
+	r, err := s.admin()
+	if err != nil {
+		return reply{}, err
+	}
+	loc, exists, err := r.Locate(rq.ctx(), rq.ref())
+	if err != nil {
+		return reply{}, err
+	}
+	if !exists {
+		return reply{}, notFound("Queue " + rq.queue() + " does not exist.")
+	}
+	return reply{body: loc}, nil
 }
