@@ -416,6 +416,10 @@ func (s *Server) startMigration(rq *request) (reply, error) {
 		return reply{}, err
 	}
 	var ref *index.QueueRef
+	if b.Queue != "" && b.Project == "" {
+		// No queue lives outside a project: the run could only fail.
+		return reply{}, badBody("queue needs project: the project the queue belongs to (the X-Project-ID its clients send).")
+	}
 	if b.Queue != "" {
 		ref = &index.QueueRef{Project: b.Project, Name: b.Queue}
 	} else if b.Pool != "" || b.Project != "" {

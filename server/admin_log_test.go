@@ -60,3 +60,13 @@ func TestAdminChangesLogged(t *testing.T) {
 		t.Errorf("delete: %s", got)
 	}
 }
+
+// TestMigrationNeedsProject: {"queue": "q1"} without a project started a
+// run that could only fail ("/q1 has no placement").
+func TestMigrationNeedsProject(t *testing.T) {
+	_, admin := adminEnv(t)
+	code, body := call(t, "POST", admin+"/v2/migrations", `{"queue": "q1"}`)
+	if code != 400 || !strings.Contains(body, "queue needs project") {
+		t.Errorf("%d %s, want 400 saying the queue needs its project", code, body)
+	}
+}
