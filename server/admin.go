@@ -29,6 +29,7 @@ var adminRoutes = []route{
 	{"POST", "/v2/migrations", (*Server).startMigration, "Migration could not be started."},
 	{"GET", "/v2/migrations", (*Server).getMigration, "Migration status could not be read."},
 	{"GET", "/v2/migrations/plan", (*Server).planMigration, "Migration plan could not be computed."},
+	{"GET", "/v2/queues/{queue_name}/pool", (*Server).queuePool, "Queue placement could not be read."},
 }
 
 // poolJSON is a pool as the admin API shows it.
@@ -209,9 +210,15 @@ func (s *Server) putPool(rq *request) (reply, error) {
 	if b.Flavor != nil {
 		spec.Flavor = *b.Flavor
 	}
-	if _, err := r.PutPool(rq.ctx(), spec); err != nil {
+	created, err := r.PutPool(rq.ctx(), spec)
+	if err != nil {
 		return reply{}, s.adminError(err)
 	}
+	msg := "pool replaced"
+	if created {
+		msg = "pool created"
+	}
+	s.logPool(rq, msg, spec)
 	return reply{status: http.StatusCreated, location: "/v2/pools/" + spec.Name}, nil
 }
 
@@ -231,6 +238,16 @@ func (s *Server) patchPool(rq *request) (reply, error) {
 	if err != nil {
 		return reply{}, s.adminError(err)
 	}
+	changed := []string{}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"uri", b.URI != nil}, {"weight", b.Weight != nil}, {"flavor", b.Flavor != nil}, {"options", b.Options != nil}} {
+		if f.set {
+			changed = append(changed, f.name)
+		}
+	}
+	s.logPool(rq, "pool updated", p, changed...)
 	return reply{body: showPool(p, true)}, nil
 }
 
@@ -242,6 +259,7 @@ func (s *Server) deletePool(rq *request) (reply, error) {
 	if err := r.DeletePool(rq.ctx(), rq.vars["pool"]); err != nil {
 		return reply{}, s.adminError(err)
 	}
+	s.log.Info().Str("pool", rq.vars["pool"]).Str("request_id", rq.id).Msg("pool deleted")
 	return reply{status: http.StatusNoContent}, nil
 }
 
@@ -328,12 +346,18 @@ func (s *Server) putFlavor(rq *request) (reply, error) {
 		return reply{}, err
 	}
 	f := placement.FlavorSpec{Name: rq.vars["flavor"], Pools: b.Pools, Capabilities: b.Capabilities}
-	if _, err := r.PutFlavor(rq.ctx(), f); err != nil {
+	created, err := r.PutFlavor(rq.ctx(), f)
+	if err != nil {
 		if errors.Is(err, placement.ErrPoolNotFound) {
 			return reply{}, badBody(err.Error())
 		}
 		return reply{}, s.adminError(err)
 	}
+	msg := "flavor replaced"
+	if created {
+		msg = "flavor created"
+	}
+	s.logFlavor(rq, msg, f)
 	return reply{status: http.StatusCreated, location: "/v2/flavors/" + f.Name}, nil
 }
 
@@ -360,6 +384,7 @@ func (s *Server) patchFlavor(rq *request) (reply, error) {
 		}
 		return reply{}, s.adminError(err)
 	}
+	s.logFlavor(rq, "flavor updated", old)
 	return reply{body: showFlavor(old)}, nil
 }
 
@@ -371,6 +396,7 @@ func (s *Server) deleteFlavor(rq *request) (reply, error) {
 	if err := r.DeleteFlavor(rq.ctx(), rq.vars["flavor"]); err != nil {
 		return reply{}, s.adminError(err)
 	}
+	s.log.Info().Str("flavor", rq.vars["flavor"]).Str("request_id", rq.id).Msg("flavor deleted")
 	return reply{status: http.StatusNoContent}, nil
 }
 
@@ -390,6 +416,10 @@ func (s *Server) startMigration(rq *request) (reply, error) {
 		return reply{}, err
 	}
 	var ref *index.QueueRef
+	if b.Queue != "" && b.Project == "" {
+		// No queue lives outside a project: the run could only fail.
+		return reply{}, badBody("queue needs project: the project the queue belongs to (the X-Project-ID its clients send).")
+	}
 	if b.Queue != "" {
 		ref = &index.QueueRef{Project: b.Project, Name: b.Queue}
 	} else if b.Pool != "" || b.Project != "" {
@@ -399,6 +429,13 @@ func (s *Server) startMigration(rq *request) (reply, error) {
 	if err != nil {
 		return reply{}, &apiError{status: http.StatusConflict, title: "Migration running", description: err.Error()}
 	}
+	ev := s.log.Info().Str("request_id", rq.id)
+	if ref != nil {
+		ev = ev.Str("project", ref.Project).Str("queue", ref.Name).Str("to_pool", b.Pool)
+	} else {
+		ev = ev.Bool("all_misplaced", true)
+	}
+	ev.Msg("migration started")
 	return reply{status: http.StatusAccepted, body: st, location: "/v2/migrations"}, nil
 }
 
@@ -436,4 +473,51 @@ func (s *Server) planMigration(rq *request) (reply, error) {
 		out.Moves = []placement.Move{}
 	}
 	return reply{body: out}, nil
+}
+
+// logPool records an admin change to a pool with what it now is (the URI's
+// password and the options' credentials redacted); changed names the
+// fields a PATCH set.
+func (s *Server) logPool(rq *request, msg string, p placement.PoolSpec, changed ...string) {
+	ev := s.log.Info().Str("pool", p.Name).Str("uri", redactURI(p.URI)).Int64("weight", p.Weight).
+		Str("flavor", p.Flavor).Str("request_id", rq.id)
+	if len(p.Options) > 0 {
+		ev = ev.RawJSON("options", redactOptions(p.Options))
+	}
+	if changed != nil {
+		ev = ev.Strs("changed", changed)
+	}
+	ev.Msg(msg)
+}
+
+// logFlavor records an admin change to a flavor with its pools.
+func (s *Server) logFlavor(rq *request, msg string, f placement.FlavorSpec) {
+	s.log.Info().Str("flavor", f.Name).Strs("pool_list", f.Pools).Str("request_id", rq.id).Msg(msg)
+}
+
+// isAdminPath reports whether a route template is one of the admin API's.
+func isAdminPath(path string) bool {
+	for _, rt := range adminRoutes {
+		if rt.path == path {
+			return true
+		}
+	}
+	return false
+}
+
+// queuePool says which pool a queue (of the X-Project-ID project) is on and
+// where the ring would put it now.
+func (s *Server) queuePool(rq *request) (reply, error) {
+	r, err := s.admin()
+	if err != nil {
+		return reply{}, err
+	}
+	loc, exists, err := r.Locate(rq.ctx(), rq.ref())
+	if err != nil {
+		return reply{}, err
+	}
+	if !exists {
+		return reply{}, notFound("Queue " + rq.queue() + " does not exist.")
+	}
+	return reply{body: loc}, nil
 }

@@ -31,6 +31,12 @@ func adminEnv(t *testing.T) (public, admin string) {
 // mem:c is free for a pool to add).
 func poolsEnv(t *testing.T) (public, admin string, stores map[string]*memdriver.Store) {
 	t.Helper()
+	return poolsEnvLog(t, zerolog.Nop())
+}
+
+// poolsEnvLog is poolsEnv with the server logging to log.
+func poolsEnvLog(t *testing.T, log zerolog.Logger) (public, admin string, stores map[string]*memdriver.Store) {
+	t.Helper()
 	stores = map[string]*memdriver.Store{"mem:a": memdriver.New(), "mem:b": memdriver.New(), "mem:c": memdriver.New()}
 	r, err := placement.Open(context.Background(), placement.Options{
 		Pools: []placement.PoolSpec{{Name: "a", URI: "mem:a", Weight: 100}, {Name: "b", URI: "mem:b", Weight: 100}},
@@ -51,7 +57,7 @@ func poolsEnv(t *testing.T) (public, admin string, stores map[string]*memdriver.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	srv, err := New(Options{Engine: r, Pools: r, Logger: zerolog.Nop()})
+	srv, err := New(Options{Engine: r, Pools: r, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -313,16 +313,26 @@ func TestSignedURLs(t *testing.T) {
 	}
 }
 
-// TestAccessLog: one structured line per request with the route template.
+// TestAccessLog: one structured line per request with the route template,
+// the queue, the client's address and the duration in milliseconds (the
+// unit used to be nowhere in the line).
 func TestAccessLog(t *testing.T) {
 	var buf syncBuffer
 	e := newEnv(t, envOpts{server: func(o *Options) { o.Logger = zerolog.New(&buf) }})
 	e.must(req{method: "GET", path: "/v2/queues/logged/stats", header: map[string]string{"X-Openstack-Request-Id": "req-log"}}, 200)
 	line := buf.String()
-	for _, want := range []string{`"method":"GET"`, `"route":"/v2/queues/{queue_name}/stats"`, `"status":200`, `"request_id":"req-log"`, `"project":"demo"`, `"duration":`} {
+	for _, want := range []string{`"method":"GET"`, `"route":"/v2/queues/{queue_name}/stats"`, `"queue":"logged"`, `"status":200`, `"request_id":"req-log"`, `"project":"demo"`, `"duration_ms":`, `"remote_addr":"127.0.0.1:`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("log line %s lacks %s", line, want)
 		}
+	}
+	// A refused queue name is not logged.
+	buf.mu.Lock()
+	buf.buf.Reset()
+	buf.mu.Unlock()
+	e.must(req{method: "GET", path: "/v2/queues/" + strings.Repeat("x", 200) + "/stats"}, 400)
+	if line := buf.String(); strings.Contains(line, `"queue":`) {
+		t.Errorf("refused queue name logged: %s", line)
 	}
 }
 

@@ -331,7 +331,15 @@ func (s *Server) serveGroup(g *group) http.Handler {
 			}
 		}
 		if err != nil {
-			s.writeError(sw, rq, s.toAPIError(rq, err))
+			ae := s.toAPIError(rq, err)
+			s.writeError(sw, rq, ae)
+			if ae.status < 500 && isAdminPath(g.path) {
+				// An operator's mistake is worth a line saying why; 5xx are
+				// logged by writeError already.
+				s.log.Info().Str("request_id", rq.id).Str("method", rq.r.Method).Str("route", g.path).
+					Int("status", ae.status).Str("title", ae.title).Str("description", clip(ae.description, 1024)).
+					Msg("admin request refused")
+			}
 		} else {
 			s.writeReply(sw, rq, rep)
 		}
@@ -453,11 +461,17 @@ func (s *Server) observe(rq *request, route string, w *statusWriter, d time.Dura
 	if status >= 500 {
 		ev = s.log.Warn()
 	}
-	ev.Str("method", rq.r.Method).
-		Str("route", route).
-		Int("status", status).
-		Dur("duration", d).
+	ev = ev.Str("method", rq.r.Method).
+		Str("route", route)
+	// Only a name the route accepts is logged: a refused one may be huge
+	// or hold control characters.
+	if q := rq.queue(); validQueueName(q, s.lim.MaxQueueNameLength) {
+		ev = ev.Str("queue", q)
+	}
+	ev.Int("status", status).
+		Float64("duration_ms", float64(d.Microseconds())/1000).
 		Int64("bytes", w.bytes).
+		Str("remote_addr", rq.r.RemoteAddr).
 		Str("request_id", rq.id).
 		Str("project", rq.project).
 		Str("user", rq.user).

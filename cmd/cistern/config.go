@@ -138,45 +138,45 @@ type PoolConfig struct {
 
 // SwiftConfig is swiftdriver.Config as the config file spells it.
 type SwiftConfig struct {
-	AuthURL         string        `yaml:"auth_url" json:"auth_url,omitempty"`
-	User            string        `yaml:"user" json:"user,omitempty"`
-	Key             string        `yaml:"key" json:"key,omitempty"`
-	UserDomain      string        `yaml:"user_domain" json:"user_domain,omitempty"`
-	Project         string        `yaml:"project" json:"project,omitempty"`
-	ProjectDomain   string        `yaml:"project_domain" json:"project_domain,omitempty"`
-	Region          string        `yaml:"region" json:"region,omitempty"`
-	EndpointType    string        `yaml:"endpoint_type" json:"endpoint_type,omitempty"`
-	AuthVersion     int           `yaml:"auth_version" json:"auth_version,omitempty"`
-	StorageURL      string        `yaml:"storage_url" json:"storage_url,omitempty"`
-	AuthToken       string        `yaml:"auth_token" json:"auth_token,omitempty"`
-	ContainerPrefix string        `yaml:"container_prefix" json:"container_prefix,omitempty"`
-	Timeout         time.Duration `yaml:"timeout" json:"timeout,omitempty"`
+	AuthURL         string   `yaml:"auth_url" json:"auth_url,omitempty"`
+	User            string   `yaml:"user" json:"user,omitempty"`
+	Key             string   `yaml:"key" json:"key,omitempty"`
+	UserDomain      string   `yaml:"user_domain" json:"user_domain,omitempty"`
+	Project         string   `yaml:"project" json:"project,omitempty"`
+	ProjectDomain   string   `yaml:"project_domain" json:"project_domain,omitempty"`
+	Region          string   `yaml:"region" json:"region,omitempty"`
+	EndpointType    string   `yaml:"endpoint_type" json:"endpoint_type,omitempty"`
+	AuthVersion     int      `yaml:"auth_version" json:"auth_version,omitempty"`
+	StorageURL      string   `yaml:"storage_url" json:"storage_url,omitempty"`
+	AuthToken       string   `yaml:"auth_token" json:"auth_token,omitempty"`
+	ContainerPrefix string   `yaml:"container_prefix" json:"container_prefix,omitempty"`
+	Timeout         Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 func (c SwiftConfig) driver() swiftdriver.Config {
 	return swiftdriver.Config{AuthURL: c.AuthURL, User: c.User, Key: c.Key, UserDomain: c.UserDomain,
 		Project: c.Project, ProjectDomain: c.ProjectDomain, Region: c.Region, EndpointType: c.EndpointType,
 		AuthVersion: c.AuthVersion, StorageURL: c.StorageURL, AuthToken: c.AuthToken,
-		ContainerPrefix: c.ContainerPrefix, Timeout: c.Timeout}
+		ContainerPrefix: c.ContainerPrefix, Timeout: time.Duration(c.Timeout)}
 }
 
 // S3Config is s3driver.Config as the config file spells it.
 type S3Config struct {
-	Endpoint     string        `yaml:"endpoint" json:"endpoint,omitempty"`
-	Region       string        `yaml:"region" json:"region,omitempty"`
-	Bucket       string        `yaml:"bucket" json:"bucket,omitempty"`
-	AccessKey    string        `yaml:"access_key" json:"access_key,omitempty"`
-	SecretKey    string        `yaml:"secret_key" json:"secret_key,omitempty"`
-	PathStyle    bool          `yaml:"path_style" json:"path_style,omitempty"`
-	KeyPrefix    string        `yaml:"key_prefix" json:"key_prefix,omitempty"`
-	CreateBucket bool          `yaml:"create_bucket" json:"create_bucket,omitempty"`
-	Timeout      time.Duration `yaml:"timeout" json:"timeout,omitempty"`
+	Endpoint     string   `yaml:"endpoint" json:"endpoint,omitempty"`
+	Region       string   `yaml:"region" json:"region,omitempty"`
+	Bucket       string   `yaml:"bucket" json:"bucket,omitempty"`
+	AccessKey    string   `yaml:"access_key" json:"access_key,omitempty"`
+	SecretKey    string   `yaml:"secret_key" json:"secret_key,omitempty"`
+	PathStyle    bool     `yaml:"path_style" json:"path_style,omitempty"`
+	KeyPrefix    string   `yaml:"key_prefix" json:"key_prefix,omitempty"`
+	CreateBucket bool     `yaml:"create_bucket" json:"create_bucket,omitempty"`
+	Timeout      Duration `yaml:"timeout" json:"timeout,omitempty"`
 }
 
 func (c S3Config) driver() s3driver.Config {
 	return s3driver.Config{Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, AccessKey: c.AccessKey,
 		SecretKey: c.SecretKey, PathStyle: c.PathStyle, KeyPrefix: c.KeyPrefix, CreateBucket: c.CreateBucket,
-		Timeout: c.Timeout}
+		Timeout: time.Duration(c.Timeout)}
 }
 
 // RingConfig shapes the ring; keep it fixed for the life of a deployment.
@@ -383,6 +383,9 @@ Environment:
 			pick(&p.Swift.User, *swiftUser, "CISTERN_SWIFT_USER")
 			pick(&p.Swift.Key, *swiftKey, "CISTERN_SWIFT_KEY")
 			pick(&p.Swift.Project, *swiftProj, "CISTERN_SWIFT_PROJECT")
+			if err := requireDriverSettings("swift", p.Swift.AuthURL, p.Swift.User, p.Swift.Key); err != nil {
+				return Config{}, err
+			}
 		case "s3":
 			p.S3.PathStyle = true
 			p.S3.CreateBucket = true
@@ -393,6 +396,9 @@ Environment:
 			pick(&p.S3.SecretKey, *s3Secret, "CISTERN_S3_SECRET_KEY")
 			if p.S3.Bucket == "" {
 				p.S3.Bucket = "cistern"
+			}
+			if (p.S3.AccessKey == "") != (p.S3.SecretKey == "") {
+				return Config{}, errors.New("-s3-access-key / CISTERN_S3_ACCESS_KEY and -s3-secret-key / CISTERN_S3_SECRET_KEY go together with -driver s3: give both, or neither for the SDK's default credential chain")
 			}
 		default:
 			return Config{}, fmt.Errorf("-driver %q: want fs, swift or s3", p.Kind)
@@ -418,6 +424,27 @@ var driverSettings = map[string][][2]string{
 		{"swift-key", "CISTERN_SWIFT_KEY"}, {"swift-project", "CISTERN_SWIFT_PROJECT"}},
 	"s3": {{"s3-endpoint", "CISTERN_S3_ENDPOINT"}, {"s3-bucket", "CISTERN_S3_BUCKET"}, {"s3-region", "CISTERN_S3_REGION"},
 		{"s3-access-key", "CISTERN_S3_ACCESS_KEY"}, {"s3-secret-key", "CISTERN_S3_SECRET_KEY"}},
+}
+
+// requireDriverSettings says which flags (and their variables) -driver kind
+// lacks, in the order of driverSettings, rather than the driver's Go field
+// names that its own validation would print.
+func requireDriverSettings(kind string, values ...string) error {
+	var missing []string
+	for i, v := range values {
+		if v == "" {
+			fv := driverSettings[kind][i]
+			missing = append(missing, "-"+fv[0]+" / "+fv[1])
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	verb := "is"
+	if len(missing) > 1 {
+		verb = "are"
+	}
+	return fmt.Errorf("%s %s required with -driver %s", strings.Join(missing, ", "), verb, kind)
 }
 
 // ignoredDriverSettings names the driver flags and variables that are set

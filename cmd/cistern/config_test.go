@@ -47,7 +47,7 @@ engine:
 		{"flags over env", []string{"-config", file, "-listen", "127.0.0.1:7002", "-data", "/from/flag"}, map[string]string{"CISTERN_LISTEN": "127.0.0.1:7001"}, "127.0.0.1:7002", "/from/flag", ""},
 		{"config from env", nil, map[string]string{"CISTERN_CONFIG": file}, "127.0.0.1:7000", "/from/file", ""},
 		{"unknown driver", []string{"-driver", "ftp"}, nil, "", "", "want fs, swift or s3"},
-		{"swift without url", []string{"-driver", "swift"}, nil, "", "", "pool"},
+		{"swift without url", []string{"-driver", "swift"}, nil, "", "", "-swift-auth-url / CISTERN_SWIFT_AUTH_URL"},
 		{"stray argument", []string{"serve"}, nil, "", "", "unexpected"},
 	}
 	for _, tc := range cases {
@@ -76,5 +76,33 @@ func TestConfigUnknownKey(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"-config", file}, env(nil)); err == nil || !strings.Contains(err.Error(), "listen_typo") {
 		t.Fatalf("err = %v, want it to name the unknown key", err)
+	}
+}
+
+// TestDriverMissingSettings: -driver swift without credentials named the
+// driver's Go fields (AuthURL, User, Key), which no operator can set; the
+// error names the flags and their variables.
+func TestDriverMissingSettings(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-driver", "swift"}, nil,
+			"-swift-auth-url / CISTERN_SWIFT_AUTH_URL, -swift-user / CISTERN_SWIFT_USER, -swift-key / CISTERN_SWIFT_KEY are required with -driver swift"},
+		{[]string{"-driver", "swift", "-swift-auth-url", "http://127.0.0.1:8080/auth/v1.0", "-swift-user", "a:b"}, nil,
+			"-swift-key / CISTERN_SWIFT_KEY is required with -driver swift"},
+		{[]string{"-driver", "s3", "-s3-access-key", "AK"}, nil,
+			"-s3-access-key / CISTERN_S3_ACCESS_KEY and -s3-secret-key / CISTERN_S3_SECRET_KEY go together"},
+	} {
+		_, err := parseConfig(tc.args, env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	cfg, err := parseConfig([]string{"-driver", "swift", "-swift-user", "a:b"},
+		env(map[string]string{"CISTERN_SWIFT_AUTH_URL": "http://127.0.0.1:8080/auth/v1.0", "CISTERN_SWIFT_KEY": "k"}))
+	if err != nil || cfg.Pools[0].Swift.Key != "k" {
+		t.Errorf("variables and flags together: %v", err)
 	}
 }

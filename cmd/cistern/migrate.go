@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cistern-mq/cistern/placement"
@@ -37,7 +38,7 @@ Flags:
 		fs.PrintDefaults()
 	}
 	admin := fs.String("admin", firstNonEmpty(getenv("CISTERN_ADMIN_URL"), "http://127.0.0.1:8889"), "URL of the server's admin API (env CISTERN_ADMIN_URL)")
-	project := fs.String("project", "", "project of the queue to move")
+	project := fs.String("project", "", "project of the queue to move (its X-Project-ID); required with -queue")
 	queue := fs.String("queue", "", "the queue to move (default: every misplaced queue)")
 	pool := fs.String("pool", "", "pool to move the queue to (default: the ring's choice)")
 	every := fs.Duration("every", 500*time.Millisecond, "how often to poll the progress")
@@ -55,6 +56,16 @@ Flags:
 		}
 		c := &adminClient{base: strings.TrimSuffix(*admin, "/"), http: &http.Client{Timeout: 5 * time.Minute}}
 		return printPlan(c, out)
+	}
+	switch {
+	case *queue != "" && *project == "":
+		// Queues live in projects; without one the server looks for a
+		// queue of no project, which cannot exist.
+		fmt.Fprintf(out, "cistern migrate: -queue %s needs -project: the project the queue belongs to (the X-Project-ID its clients send)\n", *queue)
+		return 2
+	case *queue == "" && (*project != "" || *pool != ""):
+		fmt.Fprintln(out, "cistern migrate: -project and -pool go with -queue; without -queue every misplaced queue moves")
+		return 2
 	}
 	body := map[string]string{}
 	if *queue != "" {
@@ -117,14 +128,19 @@ func printPlan(c *adminClient, out io.Writer) int {
 	return 0
 }
 
-// progressBar renders a one-line bar: [#####.....] 12/40 moved, 0 failed.
+// progressBar renders a one-line bar: [#####xx...] 12/40 moved, 2 failed;
+// '#' for queues moved, 'x' for queues that failed, so that a run that
+// failed never shows a full bar of '#'.
 func progressBar(st placement.MigrationStatus, width int) string {
-	done := st.Done + st.Failed
-	filled := 0
+	moved, failed := 0, 0
 	if st.Total > 0 {
-		filled = width * done / st.Total
+		moved = width * min(st.Done, st.Total) / st.Total
+		failed = width*min(st.Done+st.Failed, st.Total)/st.Total - moved
+		if st.Failed > 0 && failed == 0 && moved+failed < width {
+			failed = 1 // one failure in many still shows
+		}
 	}
-	bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
+	bar := strings.Repeat("#", moved) + strings.Repeat("x", failed) + strings.Repeat(".", width-moved-failed)
 	line := fmt.Sprintf("[%s] %d/%d moved, %d failed", bar, st.Done, st.Total, st.Failed)
 	if st.Current != "" {
 		line += "  " + st.Current
@@ -151,6 +167,9 @@ func (c *adminClient) do(method, path string, body any) ([]byte, error) {
 	req.Header.Set("X-Project-ID", "admin")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, fmt.Errorf("%w (is -admin-listen set on the server, and -admin or CISTERN_ADMIN_URL its address?)", err)
+	}
 	if err != nil {
 		return nil, err
 	}

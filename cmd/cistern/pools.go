@@ -63,20 +63,23 @@ func spec(p PoolConfig) (placement.PoolSpec, error) {
 	return s, nil
 }
 
+// decodeOptions reads a pool's options into v, refusing unknown keys.
+func decodeOptions(opts json.RawMessage, v any) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(opts)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
 // openSpec opens the store a registry entry names.
 func openSpec(ctx context.Context, s placement.PoolSpec) (drivers.Store, error) {
 	scheme, rest, ok := strings.Cut(s.URI, ":")
 	if !ok {
 		return nil, fmt.Errorf("uri %q has no scheme", s.URI)
 	}
-	strict := func(v any) error {
-		if len(s.Options) == 0 {
-			return nil
-		}
-		dec := json.NewDecoder(strings.NewReader(string(s.Options)))
-		dec.DisallowUnknownFields()
-		return dec.Decode(v)
-	}
+	strict := func(v any) error { return decodeOptions(s.Options, v) }
 	switch {
 	case scheme == "file":
 		u, err := url.Parse(s.URI)
