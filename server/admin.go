@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/placement"
@@ -63,13 +64,26 @@ func redactOptions(o json.RawMessage) json.RawMessage {
 	if json.Unmarshal(o, &m) != nil {
 		return o
 	}
-	for _, k := range []string{"key", "secret_key", "password", "auth_token"} {
-		if _, ok := m[k]; ok {
+	for k := range m {
+		if secretOption(k) {
 			m[k] = json.RawMessage(`"***"`)
 		}
 	}
 	out, _ := json.Marshal(m)
 	return out
+}
+
+// secretOption reports whether a pool option holds a credential: its name
+// is or ends in key, secret, password or token (access keys included: they
+// name an account), so a driver option added later is hidden too.
+func secretOption(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"key", "secret", "password", "token"} {
+		if n == w || strings.HasSuffix(n, "_"+w) || strings.Contains(n, "secret") || strings.Contains(n, "password") {
+			return true
+		}
+	}
+	return false
 }
 
 // redactURI hides a password in a URI's user info.

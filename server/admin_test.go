@@ -147,3 +147,24 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("delete empty pool: %d %s", code, body)
 	}
 }
+
+// Every credential in a pool's options is hidden from the admin API and
+// its logs, whatever the driver calls it.
+func TestRedactOptions(t *testing.T) {
+	in := `{"auth_url":"http://a","user":"u","key":"k","password":"p","application_credential_secret":"s",` +
+		`"access_key":"ak","secret_key":"sk","auth_token":"t","container_prefix":"c"}`
+	var got map[string]string
+	if err := json.Unmarshal(redactOptions(json.RawMessage(in)), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"key", "password", "application_credential_secret", "access_key", "secret_key", "auth_token"} {
+		if got[k] != "***" {
+			t.Errorf("%s = %q, want it hidden", k, got[k])
+		}
+	}
+	for _, k := range []string{"auth_url", "user", "container_prefix"} {
+		if got[k] == "***" {
+			t.Errorf("%s hidden, want it shown", k)
+		}
+	}
+}
