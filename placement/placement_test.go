@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -604,5 +605,36 @@ func TestPutPoolOutsideAllowList(t *testing.T) {
 	}
 	if _, err := r.PatchPool(ctx, "b", PoolPatch{URI: &outside}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("PATCH to a uri outside the allow-list: %v", err)
+	}
+}
+
+// A pool that the registry has and the configuration file does not (added
+// through the admin API, or removed from the file) is opened, and the log
+// says where it came from.
+func TestRegistryPoolNamedAtStart(t *testing.T) {
+	w := newWorld(t)
+	a, b, c := w.memPool("a", 100), w.memPool("b", 100), w.memPool("c", 100)
+	w.router(a, b, c).Close()
+	var logs bytes.Buffer
+	r, err := Open(ctx, Options{
+		Pools: []PoolSpec{a, c},
+		Open:  w.open,
+		NewEngine: func(ctx context.Context, name string, s drivers.Store) (*index.Engine, error) {
+			return index.Open(ctx, index.Options{Store: s, Logger: zerolog.Nop()})
+		},
+		Logger: zerolog.New(&logs),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if len(r.Pools()) != 3 {
+		t.Fatalf("pools after restart: %+v", r.Pools())
+	}
+	if !strings.Contains(logs.String(), `"pool":"b"`) || !strings.Contains(logs.String(), "from the registry") {
+		t.Errorf("start-up log does not say that pool b came from the registry:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), `"pool":"c","message":"pool opened from the registry`) {
+		t.Errorf("pool c, from the file, reported as from the registry:\n%s", logs.String())
 	}
 }

@@ -196,9 +196,19 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 		}
 		specs[s.Name] = s
 	}
+	inFile := map[string]bool{}
+	for _, s := range o.Pools {
+		inFile[s.Name] = true
+	}
 	for _, s := range specs {
 		if s.Name == first.Name {
 			continue
+		}
+		if !inFile[s.Name] {
+			// Added through the admin API, or removed from the file: the
+			// registry keeps it either way, so say where it comes from.
+			r.log.Info().Str("pool", s.Name).
+				Msg("pool opened from the registry, not the configuration file; DELETE /v2/pools/" + s.Name + " removes it")
 		}
 		if err := r.openPool(ctx, s); err != nil {
 			return nil, err
