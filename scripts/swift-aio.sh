@@ -288,6 +288,52 @@ install_packages() {
   for b in "${BINARIES[@]}"; do command -v "$b" >/dev/null || die "$b still missing after install"; done
 }
 
+# proxy_common_filters prints the filter sections both proxies share: the
+# tempauth one and the Keystone one differ only in their auth filters.
+proxy_common_filters() {
+  cat <<EOF
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:$MEMCACHED_PORT
+memcache_max_connections = 8
+
+[filter:bulk]
+use = egg:swift#bulk
+delete_concurrency = 8
+
+[filter:versioned_writes]
+use = egg:swift#versioned_writes
+allow_object_versioning = true
+
+[filter:catch_errors]
+use = egg:swift#catch_errors
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+[filter:healthcheck]
+use = egg:swift#healthcheck
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+[filter:listing_formats]
+use = egg:swift#listing_formats
+[filter:tempurl]
+use = egg:swift#tempurl
+[filter:ratelimit]
+use = egg:swift#ratelimit
+[filter:copy]
+use = egg:swift#copy
+[filter:container-quotas]
+use = egg:swift#container_quotas
+[filter:account-quotas]
+use = egg:swift#account_quotas
+[filter:slo]
+use = egg:swift#slo
+[filter:dlo]
+use = egg:swift#dlo
+[filter:symlink]
+use = egg:swift#symlink
+EOF
+}
+
 # ------------------------------------------------------------ configs
 write_configs() {
   local run_user
@@ -393,45 +439,7 @@ s3_acl = false
 allow_multipart_uploads = true
 multi_delete_concurrency = 8
 
-[filter:cache]
-use = egg:swift#memcache
-memcache_servers = 127.0.0.1:$MEMCACHED_PORT
-memcache_max_connections = 8
-
-[filter:bulk]
-use = egg:swift#bulk
-delete_concurrency = 8
-
-[filter:versioned_writes]
-use = egg:swift#versioned_writes
-allow_object_versioning = true
-
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:tempurl]
-use = egg:swift#tempurl
-[filter:ratelimit]
-use = egg:swift#ratelimit
-[filter:copy]
-use = egg:swift#copy
-[filter:container-quotas]
-use = egg:swift#container_quotas
-[filter:account-quotas]
-use = egg:swift#account_quotas
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
-[filter:symlink]
-use = egg:swift#symlink
+$(proxy_common_filters)
 EOF
 
   # The file name must contain "expirer": only then does the 2.30 expirer
@@ -570,45 +578,7 @@ cache = swift.cache
 use = egg:swift#keystoneauth
 operator_roles = admin, member
 
-[filter:cache]
-use = egg:swift#memcache
-memcache_servers = 127.0.0.1:$MEMCACHED_PORT
-memcache_max_connections = 8
-
-[filter:bulk]
-use = egg:swift#bulk
-delete_concurrency = 8
-
-[filter:versioned_writes]
-use = egg:swift#versioned_writes
-allow_object_versioning = true
-
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:tempurl]
-use = egg:swift#tempurl
-[filter:ratelimit]
-use = egg:swift#ratelimit
-[filter:copy]
-use = egg:swift#copy
-[filter:container-quotas]
-use = egg:swift#container_quotas
-[filter:account-quotas]
-use = egg:swift#account_quotas
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
-[filter:symlink]
-use = egg:swift#symlink
+$(proxy_common_filters)
 EOF
 }
 
