@@ -3,6 +3,7 @@ package index_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,21 +20,27 @@ import (
 // body: the message is still live in the store.
 func TestFaultCollectKeepsBodiesOfFailedDeletes(t *testing.T) {
 	base := memdriver.New()
+	// Collections list the logs: the first after snapshot 8 (keeping logs
+	// after 4), the second after snapshot 12 (keeping logs after 8). The
+	// second waits in its listing until the delete of X is applied in
+	// memory. Counting listings, not timing them, picks it: the first runs
+	// in the background and may end late.
 	entered, unblock := make(chan struct{}, 1), make(chan struct{})
+	var listings atomic.Int64
 	f := faultstore.New(base, faultstore.Options{Sleep: func(ctx context.Context, _ time.Duration) error {
-		entered <- struct{}{}
-		<-unblock
+		if listings.Add(1) == 2 {
+			entered <- struct{}{}
+			<-unblock
+		}
 		return nil
 	}})
+	f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.List}, KeyPrefix: "log/", Effect: faultstore.Delay})
 	e := openFault(t, f) // a snapshot every 4 logs
 	ref := index.QueueRef{Project: "p", Name: "gc"}
 	x := postOne(t, e, ref, `"X"`) // alone in log 1
 	for i := range 7 {
 		postOne(t, e, ref, fmt.Sprintf(`"filler %d"`, i)) // logs 2-8: snapshots 4 and 8
 	}
-	// The next collection (after snapshot 12, keeping logs after 8) waits
-	// in its listing until the delete of X is applied in memory.
-	f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.List}, KeyPrefix: "log/", Effect: faultstore.Delay, Count: 1})
 	for i := range 4 {
 		postOne(t, e, ref, fmt.Sprintf(`"more %d"`, i))
 	}
