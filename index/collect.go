@@ -39,6 +39,13 @@ func (q *queue) recordSnapshotLocked(ctx context.Context, seq uint64) bool {
 	if !q.serving() || !q.exists || q.frozen != nil {
 		return false
 	}
+	if q.e.fence != nil {
+		if err := q.commitHead(ctx, func(h head) head { return h.withSnap(seq) }); err != nil {
+			q.e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", seq).Msg("committing the snapshot in the head failed")
+			return false
+		}
+		return true
+	}
 	ent := q.entry
 	ent.Snap = &seq
 	data, err := json.Marshal(ent)

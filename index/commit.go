@@ -116,6 +116,10 @@ func (q *queue) flushLoop() {
 
 		if b != nil {
 			err := q.writeLog(ctx, container, b)
+			if err == nil && q.e.fence != nil {
+				// Cluster mode: durable means committed (fence.go).
+				err = q.commitHead(ctx, func(h head) head { h.Log = b.seq; return h })
+			}
 			q.mu.Lock()
 			if err != nil {
 				q.failLocked(err, b)

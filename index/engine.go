@@ -80,6 +80,9 @@ type Options struct {
 	WriteRetries int
 	// NoJanitor turns the background janitor off (tests drive Janitor).
 	NoJanitor bool
+	// Fence, when set, is cluster mode: several nodes share the store, and
+	// each queue's head is committed through the fence (fence.go).
+	Fence Fence
 }
 
 func (o *Options) defaults() error {
@@ -136,7 +139,10 @@ type Engine struct {
 	// requests to a queue that does not exist cost one store read, not one
 	// each. This engine writes every catalog entry of its store (one node
 	// per store), so it knows when one appears.
-	absent *lru.Cache[QueueRef, struct{}]
+	// In cluster mode an entry holds for the ownership epoch it was
+	// learnt in only: another owner may have created the queue since.
+	absent *lru.Cache[QueueRef, int64]
+	fence  Fence // nil: single node
 	dead   atomic.Pointer[DeadLetterPoster]
 
 	mu     sync.Mutex
@@ -176,12 +182,13 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		log:        opts.Logger,
 		createOnly: opts.Store.Capabilities().CreateOnly != drivers.CreateOnlyNone,
 		bodies:     newBodyCache(opts.BodyCacheBytes),
-		absent:     must(lru.New[QueueRef, struct{}](absentCacheSize)),
+		absent:     must(lru.New[QueueRef, int64](absentCacheSize)),
+		fence:      opts.Fence,
 		queues:     map[QueueRef]*queue{},
 		moved:      map[QueueRef]bool{},
 		stop:       make(chan struct{}),
 	}
-	if !e.createOnly {
+	if !e.createOnly && e.fence == nil {
 		e.log.Warn().Str("driver", opts.Store.Capabilities().Driver).
 			Msg("store cannot refuse overwrites: log writes are not fenced, so run one Cistern node per store")
 	}
@@ -211,6 +218,14 @@ func (e *Engine) Close() error {
 
 func (e *Engine) now() int64 { return e.opts.Clock.Now().UnixNano() }
 
+// epoch is this node's ownership of ref: always (0, true) on a single node.
+func (e *Engine) epoch(ref QueueRef) (int64, bool) {
+	if e.fence == nil {
+		return 0, true
+	}
+	return e.fence.Epoch(ref)
+}
+
 func newID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -230,10 +245,26 @@ func (e *Engine) acquire(ctx context.Context, ref QueueRef) (*queue, error) {
 			e.mu.Unlock()
 			return nil, ErrMoved
 		}
+		epoch, owned := e.epoch(ref)
+		if !owned {
+			e.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s", ErrNotOwner, ref)
+		}
 		e.ops.Add(1)
 		q, ok := e.queues[ref]
+		if ok && q.epoch != epoch {
+			// Loaded under an ownership this node has lost since (and
+			// gained again): what it holds may be old. Load anew.
+			q.mu.Lock()
+			if q.phase == phaseServing {
+				q.leave(phaseStale)
+			}
+			q.mu.Unlock()
+			delete(e.queues, ref)
+			ok = false
+		}
 		if !ok {
-			q = &queue{e: e, ref: ref, ready: make(chan struct{})}
+			q = &queue{e: e, ref: ref, epoch: epoch, ready: make(chan struct{})}
 			e.queues[ref] = q
 			q.refs++
 			e.mu.Unlock()

@@ -102,6 +102,11 @@ type catalogEntry struct {
 	// written before it existed, and adopted ones, have none (nil): their
 	// snapshots are found by listing.
 	Snap *uint64 `json:"snap,omitempty"`
+	// Cluster marks an entry written in cluster mode, where the queue's
+	// committed head (fence.go), not this entry, says whether it exists
+	// and where it starts from: without a head, the entry is what is
+	// left of a create or a delete that did not finish.
+	Cluster bool `json:"cluster,omitempty"`
 }
 
 // decodeCatalogEntry reads a catalog entry. The generation names the

@@ -20,6 +20,7 @@ type queue struct {
 	ready    chan struct{} // closed when load is done
 	refs     int
 	lastUsed int64
+	epoch    int64 // the ownership it was loaded under (cluster mode; 0 otherwise)
 
 	mu        sync.Mutex
 	exists    bool
@@ -30,6 +31,7 @@ type queue struct {
 	container string
 	st        *state
 
+	base       uint64   // the snapshot the last load started from (0: none)
 	lastLog    uint64   // highest log seq written (or found at load)
 	nextLog    uint64   // seq the next new batch will be written as
 	durableSeq uint64   // highest message seq whose post is durable
@@ -43,6 +45,15 @@ type queue struct {
 	lastSnapAt    int64
 	snaps         []uint64 // snapshots known to exist, ascending
 	movers        map[uint64]bool
+
+	// Cluster mode (fence.go, cluster.go): the head last committed, and
+	// the generation of a catalog entry no head backs (a create or delete
+	// that did not finish), which the next create puts in the trash.
+	// headMu orders the queue's commits; it is taken after mu, never
+	// before.
+	headMu   sync.Mutex
+	head     head
+	leftover string
 }
 
 // load reads the queue's catalog entry and, if the queue exists, rebuilds
@@ -51,12 +62,15 @@ type queue struct {
 // lag; direct reads do not).
 func (q *queue) load(ctx context.Context) error {
 	e := q.e
-	if e.absent.Contains(q.ref) {
+	if e.fence != nil {
+		return q.loadFenced(ctx)
+	}
+	if _, ok := e.absent.Get(q.ref); ok {
 		return nil
 	}
 	data, err := e.store.Get(ctx, controlContainer, catalogKey(q.ref), nil)
 	if errors.Is(err, drivers.ErrNotFound) {
-		e.absent.Add(q.ref, struct{}{})
+		e.absent.Add(q.ref, 0)
 		return nil // a queue that does not exist (yet)
 	}
 	if err != nil {
@@ -66,10 +80,20 @@ func (q *queue) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("index: %s: %w", q.ref, err)
 	}
-	return q.recover(ctx, ent)
+	if err := q.recover(ctx, ent, nil); err != nil {
+		return err
+	}
+	// Finish moves to a dead-letter queue that a crash interrupted.
+	q.startMovers()
+	return nil
 }
 
-func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
+// recover rebuilds the index from the store. h, in cluster mode, is the
+// committed head: recovery starts from its snapshot and reads exactly its
+// logs (every one must be there); without it, from the catalog entry's
+// snapshot (or a listing, for old entries), reading logs until one is
+// missing.
+func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 	e := q.e
 	start := time.Now()
 	q.exists = true
@@ -82,6 +106,10 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 	var snaps []uint64
 	var err error
 	switch {
+	case h != nil:
+		if h.Snap > 0 {
+			snaps = []uint64{h.Snap}
+		}
 	case ent.Snap != nil && *ent.Snap > 0:
 		snaps = []uint64{*ent.Snap}
 	case ent.Snap == nil:
@@ -90,6 +118,10 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 		}
 	}
 	st, from, err := q.readSnapshot(ctx, snaps)
+	if err != nil && h != nil {
+		// A committed snapshot is never collected while it is the head's.
+		return fmt.Errorf("%w: %s: committed snapshot %d: %w", drivers.ErrUnavailable, q.ref, h.Snap, err)
+	}
 	if err != nil && ent.Snap != nil && *ent.Snap > 0 {
 		// The recorded snapshot is gone or unreadable (it should be
 		// neither): the one before it, and every log after that, are
@@ -111,8 +143,19 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 	}
 	seq := from + 1
 	replayed := 0
+	last := from // the last log read
 	for ; ; seq++ {
+		if h != nil && (seq > h.Log || h.skipped(seq)) {
+			if seq > h.Log {
+				break
+			}
+			continue
+		}
 		data, err := e.store.Get(ctx, q.container, logKey(seq), nil)
+		if errors.Is(err, drivers.ErrNotFound) && h != nil {
+			// Committed, so written: a store that lags heals on retry.
+			return fmt.Errorf("%w: index: committed log %d of %s is missing", drivers.ErrUnavailable, seq, q.ref)
+		}
 		if errors.Is(err, drivers.ErrNotFound) {
 			break
 		}
@@ -130,22 +173,20 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry) error {
 			st.apply(&recs[i], seq)
 		}
 		replayed++
+		last = seq
 	}
 	if next := e.burned.take(q.ref); next > st.nextSeq {
 		st.nextSeq = next
 	}
 	q.st = st
-	q.lastLog = seq - 1
-	q.nextLog = seq
+	q.base = from
+	q.lastLog = last
+	q.nextLog = last + 1
 	q.durableSeq = st.nextSeq - 1
 	q.snaps = snaps
 	q.logsSinceSnap = replayed
 	e.log.Debug().Str("queue", q.ref.String()).Uint64("snapshot", from).Int("logs", replayed).
 		Int("messages", st.msgs.live).Dur("took", time.Since(start)).Msg("queue recovered")
-	// Finish moves to a dead-letter queue that a crash interrupted.
-	if len(st.moving) > 0 {
-		q.startMovers()
-	}
 	return nil
 }
 

@@ -66,7 +66,7 @@ func emptyObject(meta json.RawMessage) json.RawMessage {
 // the other loads what the winner wrote. Callers hold q.mu.
 func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created bool, err error) {
 	e := q.e
-	ent := catalogEntry{Gen: newID(16), Created: e.now(), Metadata: emptyObject(meta), Snap: new(uint64)}
+	ent := catalogEntry{Gen: newID(16), Created: e.now(), Metadata: emptyObject(meta), Snap: new(uint64), Cluster: e.fence != nil}
 	data, err := json.Marshal(ent)
 	if err != nil {
 		return false, err
@@ -74,6 +74,9 @@ func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created
 	container := queueContainer(ent.Gen)
 	if err := e.store.CreateContainer(ctx, container); err != nil {
 		return false, err
+	}
+	if e.fence != nil {
+		return q.createFenced(ctx, ent, data)
 	}
 	err = e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, &drivers.PutOptions{CreateOnly: e.createOnly})
 	e.absent.Remove(q.ref)
@@ -88,15 +91,20 @@ func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created
 		_ = e.store.DeleteContainer(ctx, container)
 		return false, err
 	}
+	q.created(ent)
+	return true, nil
+}
+
+// created makes q the empty queue ent describes.
+func (q *queue) created(ent catalogEntry) {
 	q.exists = true
 	q.entry = ent
 	q.settings = parseSettings(ent.Metadata)
-	q.container = container
+	q.container = queueContainer(ent.Gen)
 	q.st = newState()
 	q.movers = map[uint64]bool{}
 	q.lastLog, q.nextLog, q.durableSeq = 0, 1, 0
-	q.lastSnapAt = e.now()
-	return true, nil
+	q.lastSnapAt = q.e.now()
 }
 
 // CreateQueue creates a queue with the given metadata (a JSON object, or
@@ -135,6 +143,9 @@ func (e *Engine) SetMetadata(ctx context.Context, ref QueueRef, meta json.RawMes
 		if !q.exists {
 			return ErrQueueNotFound
 		}
+		if err := q.stillOwned(); err != nil {
+			return err
+		}
 		ent := q.entry
 		ent.Metadata = emptyObject(meta)
 		data, err := json.Marshal(ent)
@@ -159,6 +170,9 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 	err := e.withQueue(ctx, ref, func(q *queue) error {
 		if !q.exists {
 			return nil
+		}
+		if e.fence != nil {
+			return q.deleteFenced(ctx, &container)
 		}
 		if err := e.store.Put(ctx, controlContainer, trashPrefix+q.entry.Gen, nil, nil); err != nil {
 			return err
