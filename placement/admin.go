@@ -17,6 +17,9 @@ import (
 // PutPool creates or updates a pool (Zaqar's PUT is an upsert). The store
 // is opened first: a pool that cannot be reached is refused.
 func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err error) {
+	if err := r.clusterRefusal("changing pools"); err != nil {
+		return false, err
+	}
 	if err := validPoolName(s.Name); err != nil {
 		return false, err
 	}
@@ -106,6 +109,9 @@ type PoolPatch struct {
 
 // PatchPool updates the fields given.
 func (r *Router) PatchPool(ctx context.Context, name string, p PoolPatch) (PoolSpec, error) {
+	if err := r.clusterRefusal("changing pools"); err != nil {
+		return PoolSpec{}, err
+	}
 	s, err := r.GetPool(name)
 	if err != nil {
 		return PoolSpec{}, err
@@ -131,6 +137,9 @@ func (r *Router) PatchPool(ctx context.Context, name string, p PoolPatch) (PoolS
 // DeletePool removes a pool. It is refused while queues live there (move
 // them first: set its weight to 0 and migrate), and for the control pool.
 func (r *Router) DeletePool(ctx context.Context, name string) error {
+	if err := r.clusterRefusal("deleting pools"); err != nil {
+		return err
+	}
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
 	r.mu.RLock()
@@ -177,6 +186,9 @@ func (r *Router) ListPools(marker string, limit int) []PoolSpec {
 // PutFlavor creates or replaces a flavor; its pools join the flavor's
 // group of the ring.
 func (r *Router) PutFlavor(ctx context.Context, f FlavorSpec) (created bool, err error) {
+	if err := r.clusterRefusal("changing flavors"); err != nil {
+		return false, err
+	}
 	if err := validPoolName(f.Name); err != nil {
 		return false, err
 	}
@@ -344,6 +356,9 @@ func (r *Router) ListFlavors(marker string, limit int) []FlavorSpec {
 
 // DeleteFlavor removes a flavor; its pools leave its group.
 func (r *Router) DeleteFlavor(ctx context.Context, name string) error {
+	if err := r.clusterRefusal("deleting flavors"); err != nil {
+		return err
+	}
 	r.adminMu.Lock()
 	defer r.adminMu.Unlock()
 	if err := r.control.Delete(ctx, controlContainer, flavorsPrefix+name); err != nil && !errors.Is(err, drivers.ErrNotFound) {

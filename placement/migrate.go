@@ -73,6 +73,9 @@ func migratingKey(ref index.QueueRef) string { return migratingPrefix + index.Re
 // MigrateQueue moves one queue to pool to ("" = where the ring puts it now)
 // and returns when it is done.
 func (r *Router) MigrateQueue(ctx context.Context, ref index.QueueRef, to string) error {
+	if err := r.clusterRefusal("live migration"); err != nil {
+		return err
+	}
 	from, err := r.lookup(ctx, ref)
 	if err != nil {
 		return err
@@ -253,6 +256,9 @@ func listMigrating(ctx context.Context, r *Router) (map[index.QueueRef]migrating
 // ring now places elsewhere, and returns its status at once. One job runs
 // at a time.
 func (r *Router) Migrate(ref *index.QueueRef, to string) (MigrationStatus, error) {
+	if err := r.clusterRefusal("live migration"); err != nil {
+		return MigrationStatus{}, err
+	}
 	m := r.mig
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -101,6 +101,9 @@ type Options struct {
 	// may have (uriallow.go); empty: the URIs of Pools. AllowAnyURI
 	// allows any.
 	URIAllow []string
+	// Cluster: several nodes serve these pools (cluster.go); the admin
+	// API's registry changes and migrations are refused.
+	Cluster bool
 }
 
 // pool is one open pool.
@@ -228,7 +231,15 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 		return nil, err
 	}
 	r.mig = newMigrator(r)
-	r.wg.Go(func() { r.mig.resume(context.Background()) })
+	if o.Cluster {
+		// Every node would resume it at once: finish it in single-node
+		// mode first (docs/cluster.md).
+		if n, _ := listRecords(ctx, r.control, migratingPrefix, func([]byte) (struct{}, error) { return struct{}{}, nil }); len(n) > 0 {
+			r.log.Warn().Int("queues", len(n)).Msg("a migration was interrupted; cluster mode does not resume it: run one node without -etcd to finish it")
+		}
+	} else {
+		r.wg.Go(func() { r.mig.resume(context.Background()) })
+	}
 	return r, nil
 }
 

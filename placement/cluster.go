@@ -1,0 +1,52 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cistern-mq/cistern/index"
+)
+
+// In cluster mode (Options.Cluster) several nodes serve the same pools, each
+// the queues it owns (package cluster). The registry of pools and flavors
+// is then read from the configuration file of every node at start, and live
+// migration is not run: both change what every node must agree on, and a
+// node only learns of them when it starts.
+
+// ErrClusterMode: an operation this package refuses in cluster mode.
+var ErrClusterMode = errors.New("not available in cluster mode")
+
+// clusterRefusal fails what cluster mode does not allow.
+func (r *Router) clusterRefusal(what string) error {
+	if !r.opts.Cluster {
+		return nil
+	}
+	return fmt.Errorf("%w: %s (pools and flavors come from every node's configuration file; restart the nodes one by one to change them)", ErrClusterMode, what)
+}
+
+// Release unloads, from every pool's engine, the loaded queues for which
+// match is true, once their writes under way are durable, and forgets
+// where they live: cluster mode calls it before this node gives up the
+// queues and after it lost them, so that nothing it kept can answer for
+// them later.
+func (r *Router) Release(ctx context.Context, match func(index.QueueRef) bool) error {
+	r.mu.RLock()
+	engines := make([]*index.Engine, 0, len(r.pools))
+	for _, p := range r.pools {
+		engines = append(engines, p.engine)
+	}
+	r.mu.RUnlock()
+	var first error
+	for _, e := range engines {
+		if err := e.Release(ctx, match); err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, ref := range r.cache.Keys() {
+		if match(ref) {
+			r.cache.Remove(ref)
+		}
+	}
+	return first
+}
