@@ -48,7 +48,15 @@ type Store struct {
 // ErrPreconditionFailed when another open Store, in this process or
 // another, has the folder. A folder of an older format is converted first
 // (format.go).
-func New(dir string) (*Store, error) {
+func New(dir string) (*Store, error) { return open(dir, false) }
+
+// NewShared opens the store at dir for one of several Cistern nodes of a
+// cluster on the same machine (or on a file system that honours flock):
+// each holds a shared lock, so a single node, which wants it alone, still
+// cannot open the folder while they run, nor they while it does.
+func NewShared(dir string) (*Store, error) { return open(dir, true) }
+
+func open(dir string, shared bool) (*Store, error) {
 	if dir == "" {
 		return nil, drivers.Errorf(drivers.ErrInvalid, "fs: no data directory given")
 	}
@@ -67,7 +75,7 @@ func New(dir string) (*Store, error) {
 	if err != nil {
 		return nil, mapErr(err, "fs: open lock file %s", lockPath)
 	}
-	if err := lockFile(lock); err != nil {
+	if err := lockFile(lock, shared); err != nil {
 		lock.Close()
 		if errors.Is(err, errLocked) {
 			return nil, drivers.Wrap(drivers.ErrPreconditionFailed, err,

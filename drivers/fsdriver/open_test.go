@@ -381,3 +381,32 @@ func TestOpenRefusesForeignFolder(t *testing.T) {
 		t.Errorf("the folder's file after New: %q, %v", b, err)
 	}
 }
+
+// TestSharedOpens: cluster nodes share a folder; a single node cannot
+// join them, nor they it.
+func TestSharedOpens(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := NewShared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewShared(dir)
+	if err != nil {
+		t.Fatalf("second shared open: %v", err)
+	}
+	if s, err := New(dir); err == nil {
+		s.Close()
+		t.Fatal("an exclusive open succeeded beside shared ones")
+	}
+	a.Close()
+	b.Close()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := NewShared(dir); err == nil {
+		c.Close()
+		t.Fatal("a shared open succeeded beside an exclusive one")
+	}
+	s.Close()
+}
