@@ -384,7 +384,8 @@ func (e *Engine) janitorLoop() {
 }
 
 // Janitor does one pass of background work: it drops expired messages and
-// claims from memory, writes snapshots that are due by time, and unloads
+// claims from memory, retries unfinished moves to dead-letter queues,
+// writes snapshots that are due by time, and unloads
 // queues that have been idle for Options.IdleTimeout.
 func (e *Engine) Janitor() {
 	now := e.now()
@@ -402,6 +403,11 @@ func (e *Engine) Janitor() {
 		q.mu.Lock()
 		if q.serving() {
 			q.st.sweep(now)
+			if len(q.st.moving) > 0 && q.frozen == nil {
+				// Moves to a dead-letter queue that failed (its owner or
+				// store was away) are tried again.
+				q.startMovers()
+			}
 			if q.open == nil && !q.flushing && q.logsSinceSnap > 0 &&
 				time.Duration(now-q.lastSnapAt) >= e.opts.SnapshotInterval {
 				q.snapDue = true

@@ -68,7 +68,7 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 			st.Close()
 			return false, err
 		}
-		e.SetDeadLetters(r)
+		e.SetDeadLetters(r.deadLetters())
 		r.mu.Lock()
 		r.pools[s.Name] = &pool{spec: s, store: st, engine: e}
 		r.mu.Unlock()

@@ -50,3 +50,24 @@ func (r *Router) Release(ctx context.Context, match func(index.QueueRef) bool) e
 	}
 	return first
 }
+
+// SetDeadLetters makes every engine's moves to dead-letter queues post
+// through p instead of the router: in cluster mode, the dead-letter queue
+// may be owned by another node (package cluster's DeadLetters).
+func (r *Router) SetDeadLetters(p index.DeadLetterPoster) {
+	r.dead.Store(&p)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, pl := range r.pools {
+		pl.engine.SetDeadLetters(p)
+	}
+}
+
+// deadLetters is where the engines' moves post: what SetDeadLetters set,
+// or the router.
+func (r *Router) deadLetters() index.DeadLetterPoster {
+	if p := r.dead.Load(); p != nil {
+		return *p
+	}
+	return r
+}

@@ -130,6 +130,8 @@ type Router struct {
 
 	mig *migrator
 	wg  sync.WaitGroup
+	// dead is where moves to dead-letter queues post; nil: the router.
+	dead atomic.Pointer[index.DeadLetterPoster]
 }
 
 // The control container of the first pool (the engine's, index.ControlContainer)
@@ -260,7 +262,7 @@ func (r *Router) openPool(ctx context.Context, s PoolSpec) error {
 		st.Close()
 		return &PoolError{Pool: s.Name, Err: err}
 	}
-	e.SetDeadLetters(r)
+	e.SetDeadLetters(r.deadLetters())
 	r.mu.Lock()
 	r.pools[s.Name] = &pool{spec: s, store: st, engine: e}
 	r.mu.Unlock()
