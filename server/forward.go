@@ -152,12 +152,13 @@ func (e *forwardError) Is(target error) bool {
 }
 func (e *forwardError) Unwrap() error { return e.err }
 
-// forward sends rq to the owner at target and writes its answer to w. The
-// body is streamed, not read here: the owner enforces the limits.
-func (s *Server) forward(w *statusWriter, rq *request, target *url.URL, base context.Context) {
+// forward sends rq to the owner at target, writes its answer to w and
+// records the request (access log line, metrics) under route. The body is
+// streamed, not read here: the owner enforces the limits.
+func (s *Server) forward(w *statusWriter, rq *request, target *url.URL, base context.Context, route string, start time.Time) {
 	f := s.fwd
 	rq.forwardedTo = target.Host
-	start := time.Now()
+	sent := time.Now()
 	// The owner echoes the request id sent to it; ours would be a second
 	// value of the header.
 	w.Header().Del("X-Openstack-Request-Id")
@@ -188,19 +189,24 @@ func (s *Server) forward(w *statusWriter, rq *request, target *url.URL, base con
 		defer cancel()
 	}
 	defer func() {
+		p := recover()
 		outcome := "ok"
-		if p := recover(); p != nil {
-			// The owner's answer broke off after its headers went out:
-			// the proxy aborts the client's connection too.
-			f.forwarded.WithLabelValues("error").Inc()
-			f.latency.Observe(time.Since(start).Seconds())
-			panic(p)
-		}
-		if failed != nil {
+		if p != nil || failed != nil {
 			outcome = "error"
 		}
 		f.forwarded.WithLabelValues(outcome).Inc()
-		f.latency.Observe(time.Since(start).Seconds())
+		f.latency.Observe(time.Since(sent).Seconds())
+		if p != nil {
+			// The owner's answer broke off after its headers went out: the
+			// proxy aborts the client's connection too, so that the client
+			// sees a cut answer rather than a short one.
+			s.log.Warn().Str("request_id", rq.id).Str("forwarded_to", target.Host).Interface("cause", p).
+				Msg("the owner's answer broke off; the client's connection is closed")
+		}
+		s.observe(rq, route, w, time.Since(start))
+		if p != nil {
+			panic(p)
+		}
 	}()
 	rp.ServeHTTP(w, rq.r.WithContext(ctx))
 }

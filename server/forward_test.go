@@ -506,3 +506,41 @@ func TestNotOwnerIsRetryable(t *testing.T) {
 		t.Fatalf("ErrNotOwner answered %+v", ae)
 	}
 }
+
+// TestForwardAnswerBrokenOff: an owner that dies in the middle of its
+// answer (headers sent): the client's connection is cut too, so that it
+// sees a broken answer rather than a short one taken for whole, and the
+// forward counts as an error with its access log line.
+func TestForwardAnswerBrokenOff(t *testing.T) {
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"messages": [`))
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(owner.Close)
+	var logs syncBuffer
+	a, fa := clusterNode(t, "node-a", func(o *Options) { o.Logger = zerolog.New(&logs) })
+	fa.setDefault(owner.URL)
+	rq, err := http.NewRequest("GET", a.url+"/v2/queues/q1/messages", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq.Header.Set("Client-ID", clientA)
+	rq.Header.Set("X-Project-ID", project)
+	res, err := a.http.Do(rq)
+	if err == nil {
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("a broken answer read as whole")
+	}
+	drivertest.Eventually(t, "the error counted and the request logged", func() bool {
+		return forwarded(a.srv, "error") == 1 && strings.Contains(logs.String(), `"forwarded_to"`) &&
+			strings.Contains(logs.String(), `"message":"request"`)
+	})
+}

@@ -357,8 +357,7 @@ func (s *Server) serveGroup(g *group) http.Handler {
 			// owner serves it.
 			var target *url.URL
 			if target, err = s.fwd.route(rq); err == nil && target != nil {
-				s.forward(sw, rq, target, base)
-				s.observe(rq, g.path, sw, time.Since(start))
+				s.forward(sw, rq, target, base, g.path, start)
 				return
 			}
 		}
