@@ -5,8 +5,10 @@
 // (with auth_strategy keystone, auth.go) and Zaqar's global header rules
 // before the handler runs, writes the reply or maps the error to an HTTP
 // answer (errors.go, the only place that does), and records the access log
-// line and the metrics. docs/api.md lists where Cistern answers differently
-// from Zaqar 15 and why; docs/auth.md how Keystone tokens are checked.
+// line and the metrics. In cluster mode (Options.Cluster), a valid request
+// for a queue another node owns is forwarded to that node (forward.go).
+// docs/api.md lists where Cistern answers differently from Zaqar 15 and
+// why; docs/auth.md how Keystone tokens are checked.
 package server
 
 import (
