@@ -4,10 +4,11 @@
 # Starts the backends the tests need on 127.0.0.1 (a single-node OpenStack
 # Swift serving the Swift and S3 APIs, versitygw, an S3 server that
 # enforces conditional writes, a Keystone with the fixture of
-# scripts/keystone.sh, and a second Swift proxy authenticating with that
-# Keystone), installing them first on a fresh machine, then
+# scripts/keystone.sh, a second Swift proxy authenticating with that
+# Keystone, and a one-member etcd for cluster mode, CISTERN_ETCD),
+# installing them first on a fresh machine, then
 # checks formatting and vet, then runs `go test -race ./...` with the
-# Swift, S3 and Keystone suites required: a missing backend fails the run
+# Swift, S3, Keystone and etcd suites required: a missing backend fails the run
 # instead of skipping; python3-zaqarclient and python3-openstackclient are
 # installed the same way for the client tests. Services this script
 # started are stopped again at the end.
@@ -29,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for s in swift-aio versitygw keystone; do
+for s in swift-aio versitygw keystone etcd; do
   if ! scripts/"$s".sh status >/dev/null 2>&1; then started+=("$s stop"); fi
   # Checked before eval: eval of an empty output succeeds, and the tests
   # would then skip or fail far from the cause.

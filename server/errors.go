@@ -57,6 +57,10 @@ func Unavailable(err error) bool {
 		errors.Is(err, index.ErrFenced) ||
 		errors.Is(err, index.ErrClosed) ||
 		errors.Is(err, index.ErrMoved) ||
+		errors.Is(err, index.ErrNotOwner) ||
+		errors.Is(err, ErrNoOwner) ||
+		errors.Is(err, errForwardLoop) ||
+		errors.Is(err, errForwardFailed) ||
 		errors.Is(err, placement.ErrNoPool) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, context.Canceled)
@@ -107,6 +111,17 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 		// for the log.
 		return &apiError{status: http.StatusBadRequest, title: wire.TitleInvalidAPI,
 			description: "The object store refused a name or value of this request as invalid.", cause: err}
+	case errors.Is(err, index.ErrNotOwner), errors.Is(err, ErrNoOwner), errors.Is(err, errForwardLoop):
+		// Cluster mode: the queue is between owners. The next owner takes
+		// it within seconds; the client's retry finds it.
+		return &apiError{status: http.StatusServiceUnavailable, title: "Service temporarily unavailable",
+			description: fmt.Sprintf("Queue %s is moving between nodes. Please try again in a few seconds.", q),
+			retryAfter:  1, cause: err}
+	case errors.Is(err, errForwardFailed):
+		// The owner's address is internal: logged, never shown.
+		return &apiError{status: http.StatusServiceUnavailable, title: "Service temporarily unavailable",
+			description: fmt.Sprintf("The node that serves queue %s could not be reached. Please try again in a few seconds.", q),
+			retryAfter:  1, cause: err}
 	case Unavailable(err):
 		what := "The request could not be completed."
 		if rq.rt != nil && rq.rt.fail != "" {

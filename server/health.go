@@ -136,7 +136,8 @@ func (s *Server) headPing(rq *request) (reply, error) {
 // getHealth is 200 with whether the stores answer and how many queues are
 // loaded. Zaqar serves /v2/health only in admin mode, as a driver KPI
 // dict; here the public side says only whether every store answers, and
-// the admin side adds each pool with its store's error.
+// the admin side adds each pool with its store's error and, in cluster
+// mode, this node's id and the members.
 func (s *Server) getHealth(rq *request) (reply, error) {
 	pp := s.probePools(rq.ctx())
 	h := wire.Health{StorageReachable: firstDown(pp) == nil, QueuesLoaded: s.eng.Loaded()}
@@ -147,6 +148,9 @@ func (s *Server) getHealth(rq *request) (reply, error) {
 			if p.Err != nil {
 				h.Pools[i].Error = p.Err.Error()
 			}
+		}
+		if s.cluster != nil {
+			h.Node, h.Cluster = s.nodeID, s.cluster.Members()
 		}
 	}
 	return reply{body: h}, nil

@@ -5,8 +5,10 @@
 // (with auth_strategy keystone, auth.go) and Zaqar's global header rules
 // before the handler runs, writes the reply or maps the error to an HTTP
 // answer (errors.go, the only place that does), and records the access log
-// line and the metrics. docs/api.md lists where Cistern answers differently
-// from Zaqar 15 and why; docs/auth.md how Keystone tokens are checked.
+// line and the metrics. In cluster mode (Options.Cluster), a valid request
+// for a queue another node owns is forwarded to that node (forward.go).
+// docs/api.md lists where Cistern answers differently from Zaqar 15 and
+// why; docs/auth.md how Keystone tokens are checked.
 package server
 
 import (
@@ -18,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -91,6 +94,12 @@ type Options struct {
 	// hung store answers 503 with Retry-After instead of holding the
 	// client; 0 is DefaultRequestTimeout, negative none.
 	RequestTimeout time.Duration
+	// Cluster, when set, is cluster mode: a request for a queue another
+	// node owns is forwarded to it (forward.go). Nil: a single node.
+	Cluster Cluster
+	// NodeID names this node in cluster mode: forwarded requests carry it
+	// and the admin /v2/health shows it. Required with Cluster.
+	NodeID string
 }
 
 // DefaultRequestTimeout is Options.RequestTimeout when zero: longer than a
@@ -98,8 +107,9 @@ type Options struct {
 // timeout.
 const DefaultRequestTimeout = 10 * time.Second
 
-// Server is the HTTP API. It starts no goroutines: the caller owns the
-// engine and the listener.
+// Server is the HTTP API. It starts no goroutines of its own (in cluster
+// mode, its connections to the other nodes have theirs, which Close ends):
+// the caller owns the engine and the listener.
 type Server struct {
 	eng     Queues
 	pools   *placement.Router
@@ -117,6 +127,9 @@ type Server struct {
 	keystone       *Keystone // nil: noauth
 	reqTimeout     time.Duration
 	probes         probes
+	cluster        Cluster    // nil: single node
+	nodeID         string     // with cluster
+	fwd            *forwarder // nil: single node
 }
 
 // New checks o and builds a Server.
@@ -137,6 +150,11 @@ func New(o Options) (*Server, error) {
 
 		keystone:   o.Keystone,
 		reqTimeout: o.RequestTimeout,
+		cluster:    o.Cluster,
+		nodeID:     o.NodeID,
+	}
+	if o.Cluster != nil && o.NodeID == "" {
+		return nil, errors.New("server: Options.NodeID is required with Options.Cluster")
 	}
 	if s.reqTimeout == 0 {
 		s.reqTimeout = DefaultRequestTimeout
@@ -155,6 +173,11 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.cluster != nil {
+		if s.fwd, err = newForwarder(s, s.cluster, s.nodeID); err != nil {
+			return nil, err
+		}
+	}
 	s.metricsHandler = promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 	if _, err := register(s.reg, prometheus.Collector(newPoolUpCollector(s))); err != nil {
 		return nil, err
@@ -189,6 +212,14 @@ func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 // MetricsHandler serves /metrics alone, for a listener of its own.
 func (s *Server) MetricsHandler() http.Handler { return s.metricsOnly }
 
+// Close drops the connections kept alive to other nodes (cluster mode).
+// Call it after the listeners are shut down.
+func (s *Server) Close() {
+	if s.fwd != nil {
+		s.fwd.close()
+	}
+}
+
 // Registry returns the registry /metrics serves.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
@@ -216,6 +247,8 @@ type request struct {
 	vars    map[string]string
 	q       wire.Query
 	detail  bool // operators ask: health shows each pool's error
+	// forwardedTo is the owner a request was forwarded to, for the log.
+	forwardedTo string
 }
 
 func (rq *request) ctx() context.Context { return rq.r.Context() }
@@ -306,6 +339,7 @@ func (s *Server) serveGroup(g *group) http.Handler {
 		s.metrics.inflight.Inc()
 		defer s.metrics.inflight.Dec()
 		sw := &statusWriter{ResponseWriter: w}
+		base := r.Context() // a forward sets a deadline of its own
 		if s.reqTimeout > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), s.reqTimeout)
 			defer cancel()
@@ -319,6 +353,15 @@ func (s *Server) serveGroup(g *group) http.Handler {
 		err := s.authenticate(rq, g)
 		if err == nil {
 			err = s.checkRequest(rq, g)
+		}
+		if err == nil && rt != nil && s.fwd != nil && forwardable(g.path) {
+			// The project is known and the request valid: the queue's
+			// owner serves it.
+			var target *url.URL
+			if target, err = s.fwd.route(rq); err == nil && target != nil {
+				s.forward(sw, rq, target, base, g.path, start)
+				return
+			}
 		}
 		if err == nil {
 			switch {
@@ -468,12 +511,20 @@ func (s *Server) observe(rq *request, route string, w *statusWriter, d time.Dura
 	if q := rq.queue(); validQueueName(q, s.lim.MaxQueueNameLength) {
 		ev = ev.Str("queue", q)
 	}
-	ev.Int("status", status).
+	ev = ev.Int("status", status).
 		Float64("duration_ms", float64(d.Microseconds())/1000).
 		Int64("bytes", w.bytes).
 		Str("remote_addr", rq.r.RemoteAddr).
 		Str("request_id", rq.id).
 		Str("project", rq.project).
-		Str("user", rq.user).
-		Msg("request")
+		Str("user", rq.user)
+	if rq.forwardedTo != "" {
+		ev = ev.Str("forwarded_to", rq.forwardedTo)
+	}
+	// Only a node id that can be logged safely is: the header is the
+	// client's to send too.
+	if by := rq.r.Header.Get(ForwardedHeader); by != "" && len(by) <= 128 && printable(by) {
+		ev = ev.Str("forwarded_by", by)
+	}
+	ev.Msg("request")
 }

@@ -62,6 +62,7 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 	for _, line := range registryPools(ctx, cfg, inConfig) {
 		fmt.Fprintln(w, "#   "+line)
 	}
+	fmt.Fprintln(w, "# cluster:", cfg.Cluster)
 	for _, msg := range cfg.warnings {
 		fmt.Fprintln(w, "# warning:", msg)
 	}

@@ -66,10 +66,23 @@ type Config struct {
 	warnings []string
 	// checkConfig: print the merged configuration and exit (-check-config).
 	checkConfig bool
+	// hostname names the machine for the default node id.
+	hostname func() (string, error)
 	// MetricsListen is where /metrics is served besides the admin
 	// listener: an address of its own, or "public" for the public
 	// listener too; empty: the admin listener only.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Etcd, when it names endpoints, is cluster mode (cluster.go,
+	// docs/cluster.md): nodes on the same pools share the queues.
+	Etcd EtcdConfig `yaml:"etcd"`
+	// NodeID names this node in the cluster (default: host name-port).
+	NodeID string `yaml:"node_id"`
+	// Advertise is the URL other nodes forward requests to (default:
+	// http:// and the listen address).
+	Advertise string `yaml:"advertise"`
+	// Cluster is what Validate resolved from Etcd, NodeID and Advertise;
+	// nil: a single node.
+	Cluster *ClusterConfig `yaml:"-"`
 }
 
 // metricsPublic is the MetricsListen that serves /metrics on the public
@@ -206,6 +219,7 @@ func defaultConfig() Config {
 		StartTimeout:    30 * time.Second,
 		RequestTimeout:  server.DefaultRequestTimeout,
 		HTTP:            defaultHTTP(),
+		hostname:        os.Hostname,
 	}
 }
 
@@ -223,6 +237,8 @@ object store: a local folder (the default), OpenStack Swift or S3.
   cistern -driver swift -swift-auth-url URL -swift-user U -swift-key K
                                    one pool from flags; -driver replaces the config file's pools
   cistern -check-config [-config F] print the merged configuration (secrets redacted) and exit
+  cistern -etcd http://127.0.0.1:2379 -listen 10.0.0.5:8888
+                                   cluster mode: nodes on the same pools share the queues (docs/cluster.md)
   cistern -version                 print the version and exit
   cistern migrate [-admin URL] [-dry-run] [-project P -queue Q] [-pool NAME]
                                    move queues to the pool the ring picks (docs/pools.md)
@@ -240,7 +256,7 @@ Flags:
 		fmt.Fprintf(fs.Output(), `
 Environment:
   CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_METRICS_LISTEN, CISTERN_REQUEST_TIMEOUT,
-  CISTERN_DATA, CISTERN_LOG_LEVEL,
+  CISTERN_DATA, CISTERN_LOG_LEVEL, CISTERN_ETCD, CISTERN_NODE_ID, CISTERN_ADVERTISE,
   CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
   CISTERN_KEYSTONE_USER, CISTERN_KEYSTONE_PASSWORD, CISTERN_KEYSTONE_PROJECT,
   CISTERN_KEYSTONE_USER_DOMAIN, CISTERN_KEYSTONE_PROJECT_DOMAIN; for the -driver flags CISTERN_SWIFT_AUTH_URL,
@@ -272,6 +288,9 @@ Environment:
 		metricsListen = fs.String("metrics-listen", "", "where /metrics is served besides the admin listener: an address, or \"public\" for the public listener; env CISTERN_METRICS_LISTEN")
 		showVersion   = fs.Bool("version", false, "print the version and exit")
 		checkConfig   = fs.Bool("check-config", false, "print the merged configuration (secrets redacted) and where each pool came from, then exit: 0 when valid, 1 otherwise")
+		etcd          = fs.String("etcd", "", "comma-separated etcd endpoints, like http://127.0.0.1:2379: set, the node runs in cluster mode (docs/cluster.md); env CISTERN_ETCD")
+		nodeID        = fs.String("node-id", "", "this node's id in the cluster (default: host name-listen port); env CISTERN_NODE_ID")
+		advertise     = fs.String("advertise", "", "URL the other nodes forward requests to (default: http:// and -listen, which then needs a host); env CISTERN_ADVERTISE")
 		reqTimeout    = fs.Duration("request-timeout", 0, "deadline of every request, after which a store that does not answer makes a 503 (default 10s; env CISTERN_REQUEST_TIMEOUT)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -313,6 +332,13 @@ Environment:
 	pick(&cfg.AdminListen, *adminListen, "CISTERN_ADMIN_LISTEN")
 	pick(&cfg.AuthStrategy, *authStrategy, "CISTERN_AUTH_STRATEGY")
 	pick(&cfg.MetricsListen, *metricsListen, "CISTERN_METRICS_LISTEN")
+	pick(&cfg.NodeID, *nodeID, "CISTERN_NODE_ID")
+	pick(&cfg.Advertise, *advertise, "CISTERN_ADVERTISE")
+	endpoints := ""
+	pick(&endpoints, *etcd, "CISTERN_ETCD")
+	if endpoints != "" {
+		cfg.Etcd.Endpoints = splitEndpoints(endpoints)
+	}
 	if v := getenv("CISTERN_REQUEST_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -558,5 +584,9 @@ func (c *Config) Validate() error {
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
-	return nil
+	hostname := c.hostname
+	if hostname == nil {
+		hostname = os.Hostname
+	}
+	return c.resolveCluster(hostname)
 }

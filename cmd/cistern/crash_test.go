@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,10 @@ func start(t *testing.T, bin, addr string, args ...string) *proc {
 	var log bytes.Buffer
 	cmd := exec.Command(bin, append([]string{"-listen", addr, "-log-level", "warn"}, args...)...)
 	cmd.Stdout, cmd.Stderr = &log, &log
+	// scripts/test.sh exports CISTERN_ETCD for the cluster tests: these
+	// runs are single nodes, each with its own store, and must not join
+	// one another.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CISTERN_ETCD=") })
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -130,6 +130,10 @@ type Health struct {
 	// Pools is shown on the admin side only: the errors name internal
 	// URLs.
 	Pools []PoolHealth `json:"pools,omitempty"`
+	// Node and Cluster are shown on the admin side in cluster mode: this
+	// node's id and the members as the cluster reports them.
+	Node    string `json:"node,omitempty"`
+	Cluster any    `json:"cluster,omitempty"`
 }
 
 // PoolHealth is one pool in the admin side's GET /v2/health.
