@@ -162,6 +162,7 @@ func (n *Node) resync(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cluster: list: %w", err)
 	}
+	n.log.Debug().Int("keys", len(resp.Kvs)).Int64("rev", resp.Header.Revision).Msg("cluster: listed")
 	var lost []Shard
 	n.mu.Lock()
 	n.reset(resp.Kvs, resp.Header.Revision, &lost)
@@ -193,6 +194,7 @@ func (n *Node) run(ctx context.Context, rev int64) {
 			return
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil || wr.Canceled {
+				n.log.Debug().Bool("ok", ok).AnErr("err", wr.Err()).Msg("cluster: watch ended")
 				// Compacted past us or closed: list again and watch on.
 				stopWatch()
 				wch = nil

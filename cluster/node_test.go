@@ -47,7 +47,7 @@ func (c *testCluster) join(id string, mod func(*Options)) *Node {
 		LeaseTTL:       testTTL,
 		Prefix:         c.prefix,
 		RequestTimeout: time.Second,
-		Logger:         zerolog.Nop(),
+		Logger:         zerolog.New(zerolog.NewTestWriter(c.t)).Level(zerolog.DebugLevel).With().Timestamp().Logger(),
 	}
 	if mod != nil {
 		mod(&opts)
