@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -233,4 +235,51 @@ func TestLeaveReleasesBeforeDelete(t *testing.T) {
 		t.Errorf("released counter %v, held %d", got, len(held))
 	}
 	drivertest.Eventually(t, "the others own everything", func() bool { return c.settled(a, b) })
+}
+
+func TestStatusAndMetrics(t *testing.T) {
+	c := newTestCluster(t)
+	reg := prometheus.NewRegistry()
+	a := c.join("a", func(o *Options) { o.Registry = reg })
+	b := c.join("b", nil)
+	drivertest.Eventually(t, "two nodes settle", func() bool { return c.settled(a, b) })
+	data, err := json.Marshal(a.Members())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Self    string `json:"self"`
+		Members []struct {
+			ID        string `json:"id"`
+			Advertise string `json:"advertise"`
+			Shards    int    `json:"shards"`
+		} `json:"members"`
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Self != "a" || len(st.Members) != 2 || st.Members[1].Advertise != "http://b.test" || st.Members[0].Shards+st.Members[1].Shards != 256 {
+		t.Fatalf("members: %s", data)
+	}
+	want := map[string]float64{
+		"cistern_cluster_members":      2,
+		"cistern_cluster_owned_shards": float64(a.OwnedShards()),
+		"cistern_cluster_lease_fresh":  1,
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range families {
+		seen[f.GetName()] = true
+		if v, ok := want[f.GetName()]; ok && f.GetMetric()[0].GetGauge().GetValue() != v {
+			t.Errorf("%s = %v, want %v", f.GetName(), f.GetMetric()[0].GetGauge().GetValue(), v)
+		}
+	}
+	for _, name := range []string{"cistern_cluster_ownership_changes_total", "cistern_etcd_request_seconds", "cistern_etcd_commit_txns_total", "cistern_etcd_commit_ops_total", "cistern_cluster_members"} {
+		if !seen[name] {
+			t.Errorf("metric %s not registered", name)
+		}
+	}
 }
