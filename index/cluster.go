@@ -219,8 +219,10 @@ func (q *queue) createFenced(ctx context.Context, ent catalogEntry, data []byte)
 	}
 	e.absent.Remove(q.ref)
 	if err := q.commitHead(ctx, func(head) head { return head{Gen: ent.Gen} }); err != nil {
-		// The entry stays behind as a leftover; the next create replaces it.
-		q.leftover = ent.Gen
+		// Not committed, or not known to be (an unreachable coordinator
+		// may have applied it): the next request reads the truth anew.
+		// An entry left without a head is replaced by the next create.
+		q.leave(phaseStale)
 		return false, err
 	}
 	q.created(ent)
@@ -234,10 +236,12 @@ func (q *queue) createFenced(ctx context.Context, ent catalogEntry, data []byte)
 // removed. Callers hold mu.
 func (q *queue) deleteFenced(ctx context.Context, container *string) error {
 	e := q.e
-	if err := q.commitHead(ctx, func(head) head { return head{} }); err != nil {
+	err := q.commitHead(ctx, func(head) head { return head{} })
+	// Committed or not, the next request reads the head anew.
+	q.leave(phaseStale)
+	if err != nil {
 		return err
 	}
-	q.leave(phaseStale)
 	if err := e.store.Put(ctx, controlContainer, trashPrefix+q.entry.Gen, nil, nil); err != nil {
 		// Committed: the queue is gone; its container stays behind until
 		// the name is created again (it is a leftover then).

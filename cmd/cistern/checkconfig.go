@@ -85,7 +85,7 @@ func registryPools(ctx context.Context, cfg Config, inConfig map[string]bool) []
 	}
 	ctx, cancel := context.WithTimeout(ctx, registryTimeout)
 	defer cancel()
-	st, err := openSpec(ctx, s)
+	st, err := openSpec(ctx, s, cfg.Cluster != nil)
 	if err != nil {
 		return []string{"registry: not read (the control pool's store did not answer): " + err.Error()}
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
+	"github.com/cistern-mq/cistern/cluster"
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/faultstore"
 	"github.com/cistern-mq/cistern/drivers/storemetrics"
@@ -157,6 +159,12 @@ type daemon struct {
 	metricsL net.Listener
 	metrics  *http.Server
 	router   *placement.Router
+	srv      *server.Server
+	// node is this node's membership of a cluster (nil: a single node);
+	// released is the router its Release callback reaches, set once the
+	// router is open (the node joins before it).
+	node     *cluster.Node
+	released atomic.Pointer[placement.Router]
 	done     chan struct{}
 }
 
@@ -178,14 +186,19 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		}
 		specs = append(specs, s)
 	}
+	if cfg.Cluster != nil {
+		if d.node, err = d.join(ctx, reg); err != nil {
+			return nil, err
+		}
+	}
 	d.router, err = placement.Open(ctx, placement.Options{
 		Pools: specs,
 		Open: func(ctx context.Context, s placement.PoolSpec) (drivers.Store, error) {
-			st, err := openSpec(ctx, s)
+			st, err := openSpec(ctx, s, cfg.Cluster != nil)
 			if err != nil {
 				return nil, err
 			}
-			logCapabilities(log, s.Name, st)
+			logCapabilities(log, s.Name, st, cfg.Cluster != nil)
 			// CISTERN_FAULTS is for tests only: the crash test injects
 			// store faults into the real binary (docs/testing.md).
 			if spec := os.Getenv("CISTERN_FAULTS"); spec != "" {
@@ -205,7 +218,12 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 			return throttle.New(metrics.Wrap(s.Name, st), limit), nil
 		},
 		NewEngine: func(ctx context.Context, pool string, st drivers.Store) (*index.Engine, error) {
+			var fence index.Fence
+			if d.node != nil {
+				fence = d.node.Fence(pool)
+			}
 			return index.Open(ctx, index.Options{
+				Fence:            fence,
 				Store:            st,
 				Logger:           log.With().Str("pool", pool).Logger(),
 				BodyCacheBytes:   cfg.Engine.BodyCacheMB << 20,
@@ -218,9 +236,20 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		PartPower: cfg.Ring.PartPower,
 		Logger:    log,
 		URIAllow:  uriAllow(cfg, specs),
+		Cluster:   d.node != nil,
 	})
 	if err != nil {
 		return nil, err
+	}
+	d.released.Store(d.router)
+	var deadLetters *cluster.DeadLetters
+	if d.node != nil {
+		secret, err := d.node.Secret(ctx)
+		if err != nil {
+			return nil, err
+		}
+		deadLetters = cluster.NewDeadLetters(d.node, d.router, secret)
+		d.router.SetDeadLetters(deadLetters)
 	}
 	reg.MustRegister(newDepthCollector(d.router))
 	var ks *server.Keystone
@@ -231,7 +260,7 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 			return nil, err
 		}
 	}
-	srv, err := server.New(server.Options{
+	so := server.Options{
 		Engine:         d.router,
 		Pools:          d.router,
 		Logger:         log,
@@ -241,16 +270,28 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		Keystone:       ks,
 		PublicMetrics:  cfg.MetricsListen == metricsPublic,
 		RequestTimeout: cfg.RequestTimeout,
-	})
+	}
+	if d.node != nil {
+		so.Cluster, so.NodeID = d.node, cfg.Cluster.NodeID
+	}
+	srv, err := server.New(so)
 	if err != nil {
 		return nil, err
+	}
+	d.srv = srv
+	public := srv.Handler()
+	if deadLetters != nil {
+		mux := http.NewServeMux()
+		mux.Handle(cluster.DeadLetterPath, deadLetters.Handler())
+		mux.Handle("/", public)
+		public = mux
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
 	d.ln = limitListen(ln, cfg.HTTP.MaxConnections)
-	d.http = d.httpServer(srv.Handler())
+	d.http = d.httpServer(public)
 	if cfg.AdminListen != "" {
 		al, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
@@ -288,7 +329,7 @@ func (d *daemon) httpServer(h http.Handler) *http.Server {
 }
 
 // logCapabilities says at start-up what guarantees a pool's store gives.
-func logCapabilities(log zerolog.Logger, pool string, st drivers.Store) {
+func logCapabilities(log zerolog.Logger, pool string, st drivers.Store, clustered bool) {
 	caps := st.Capabilities()
 	log.Info().Str("pool", pool).Str("driver", caps.Driver).Str("create_only", caps.CreateOnly.String()).
 		Bool("consistent_list", caps.ConsistentList).Bool("batch_delete", caps.BatchDelete).Msg("pool opened")
@@ -297,9 +338,49 @@ func logCapabilities(log zerolog.Logger, pool string, st drivers.Store) {
 			log.Warn().Str("pool", pool).Msg(msg)
 		}
 	}
-	if caps.CreateOnly != drivers.CreateOnlyAtomic {
+	if caps.CreateOnly != drivers.CreateOnlyAtomic && !clustered {
 		log.Warn().Str("pool", pool).Str("create_only", caps.CreateOnly.String()).
 			Msg("this store does not refuse a second writer atomically: run exactly one Cistern node against it")
+	}
+}
+
+// join makes this process a node of the cluster cfg.Cluster names,
+// waiting up to start_timeout for etcd as it does for the stores.
+func (d *daemon) join(ctx context.Context, reg *prometheus.Registry) (*cluster.Node, error) {
+	c := d.cfg.Cluster
+	deadline := time.Now().Add(d.cfg.StartTimeout)
+	for {
+		node, err := cluster.Join(ctx, cluster.Options{
+			Endpoints: c.Endpoints,
+			NodeID:    cluster.NodeID(c.NodeID),
+			Advertise: c.Advertise,
+			LeaseTTL:  c.LeaseTTL,
+			Logger:    d.log,
+			Registry:  reg,
+			Release: func(ctx context.Context, match func(index.QueueRef) bool) error {
+				if r := d.released.Load(); r != nil {
+					return r.Release(ctx, match)
+				}
+				return nil
+			},
+		})
+		if err == nil {
+			d.log.Info().Str("node", c.NodeID).Str("advertise", c.Advertise).Strs("etcd", c.Endpoints).
+				Int("shards", node.OwnedShards()).Msg("joined the cluster")
+			return node, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("cluster: gave up after start_timeout %s: %w", d.cfg.StartTimeout, err)
+		}
+		d.log.Warn().Err(err).Dur("time_left", left.Round(time.Second)).Msg("waiting for etcd")
+		t := time.NewTimer(min(time.Second, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
 	}
 }
 
@@ -367,10 +448,17 @@ func loopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// exit shuts the daemon down in order and unblocks main.
+// exit shuts the daemon down in order and unblocks main. A cluster node
+// first hands its queues over, while it still serves: requests for what it
+// gave away are forwarded to their new owners meanwhile.
 func (d *daemon) exit() {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
+	if d.node != nil {
+		if err := d.node.Leave(ctx); err != nil {
+			d.log.Warn().Err(err).Msg("cluster: hand-off not finished; what is left moves when the lease expires")
+		}
+	}
 	if d.admin != nil {
 		if err := d.admin.Shutdown(ctx); err != nil {
 			d.log.Warn().Err(err).Msg("admin requests still running at shutdown")
@@ -391,6 +479,12 @@ func (d *daemon) exit() {
 func (d *daemon) close() {
 	if d.router != nil {
 		d.router.Close()
+	}
+	if d.srv != nil {
+		d.srv.Close()
+	}
+	if d.node != nil {
+		d.node.Close()
 	}
 	for _, l := range []net.Listener{d.ln, d.adminL, d.metricsL} {
 		if l != nil {

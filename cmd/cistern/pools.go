@@ -73,8 +73,9 @@ func decodeOptions(opts json.RawMessage, v any) error {
 	return dec.Decode(v)
 }
 
-// openSpec opens the store a registry entry names.
-func openSpec(ctx context.Context, s placement.PoolSpec) (drivers.Store, error) {
+// openSpec opens the store a registry entry names; shared, for a node of a
+// cluster, opens a folder beside the other nodes (fsdriver.NewShared).
+func openSpec(ctx context.Context, s placement.PoolSpec, shared bool) (drivers.Store, error) {
 	scheme, rest, ok := strings.Cut(s.URI, ":")
 	if !ok {
 		return nil, fmt.Errorf("uri %q has no scheme", s.URI)
@@ -85,6 +86,9 @@ func openSpec(ctx context.Context, s placement.PoolSpec) (drivers.Store, error) 
 		u, err := url.Parse(s.URI)
 		if err != nil || u.Path == "" {
 			return nil, fmt.Errorf("uri %q: want file:///path", s.URI)
+		}
+		if shared {
+			return fsdriver.NewShared(u.Path)
 		}
 		return fsdriver.New(u.Path)
 	case scheme == "swift+http" || scheme == "swift+https":
