@@ -180,13 +180,13 @@ func (m *modelRun) kill(rt *rapid.T) {
 
 func (m *modelRun) pause(rt *rapid.T) {
 	mn := m.pick(rt, func(mn *modelNode) bool { return !mn.paused })
-	mn.n.PauseKeepAlives(true)
+	mn.n.Pause(true)
 	mn.paused = true
 }
 
 func (m *modelRun) resume(rt *rapid.T) {
 	mn := m.pick(rt, func(mn *modelNode) bool { return mn.paused })
-	mn.n.PauseKeepAlives(false)
+	mn.n.Pause(false)
 	mn.paused = false
 }
 
