@@ -88,6 +88,13 @@
 // commits already fail. When the lease itself is gone, the node drops every
 // shard, releases them and registers again under a new lease, by itself.
 //
+// Node ids are unique per live process. So an owner key naming this node
+// under another lease was left by an earlier process with this id (killed
+// and restarted): the node deletes it, conditioned on its epoch, and
+// acquires the shard again at once instead of waiting for the old lease to
+// expire. Deleting the key is what fences the old process, were it only
+// paused.
+//
 // Leave (SIGTERM) stops acquiring, deletes the member key (the others
 // rebalance the ring without this node), hands off every shard and revokes
 // the lease. Close stops without handoff: the keys expire with the lease,

@@ -54,7 +54,7 @@ func TestCommitAfterLeaseExpiryIsFenced(t *testing.T) {
 	a.mu.RLock()
 	lease := a.lease
 	a.mu.RUnlock()
-	a.PauseKeepAlives(true)
+	a.Pause(true)
 	drivertest.Eventually(t, "a's lease expires in etcd", func() bool {
 		resp, err := c.cli.TimeToLive(ctx, lease)
 		return err == nil && resp.TTL == -1 // -1: not found (0 is under a second left)
@@ -95,7 +95,7 @@ func TestCommitAfterLeaseExpiryIsFenced(t *testing.T) {
 	}
 
 	// Resumed, a finds its lease gone, registers again and gets a share.
-	a.PauseKeepAlives(false)
+	a.Pause(false)
 	drivertest.Eventually(t, "a rejoins", func() bool { return c.settled(a, b) })
 	if lost := testutil.ToFloat64(a.m.changes.WithLabelValues(changeLost)); lost == 0 {
 		t.Error("no lost shards counted")

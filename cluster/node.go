@@ -41,8 +41,8 @@ type Node struct {
 
 	// leaseLost wakes the run loop when a keepalive finds the lease gone.
 	leaseLost chan struct{}
-	// kaPaused stops keepalives (PauseKeepAlives, for tests).
-	kaPaused atomic.Bool
+	// paused stops keepalives and reconciling (Pause, for tests).
+	paused atomic.Bool
 	// checkLocally is true except in tests that need a stale commit to
 	// reach etcd.
 	checkLocally bool
@@ -219,7 +219,9 @@ func (n *Node) run(ctx context.Context, rev int64) {
 				}
 			}
 		}
-		n.reconcile(ctx)
+		if !n.paused.Load() {
+			n.reconcile(ctx)
+		}
 	}
 }
 
@@ -239,7 +241,7 @@ func (n *Node) keepAlive() {
 		n.mu.RLock()
 		id := n.lease
 		n.mu.RUnlock()
-		if id == 0 || n.kaPaused.Load() {
+		if id == 0 || n.paused.Load() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, n.opts.RequestTimeout)
@@ -371,10 +373,11 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// PauseKeepAlives stops (true) or resumes (false) the lease renewals, the
-// rest going on: what a paused process (SIGSTOP) looks like to etcd. For
-// tests.
-func (n *Node) PauseKeepAlives(pause bool) { n.kaPaused.Store(pause) }
+// Pause stops (true) or resumes (false) the node's lease renewals and its
+// reconciling (no acquire, no handoff, no lease renewal), as SIGSTOP would,
+// while Owner, Epoch and Commit still answer: a test plays the paused
+// process's requests through them. For tests.
+func (n *Node) Pause(pause bool) { n.paused.Store(pause) }
 
 // ID returns this node's id.
 func (n *Node) ID() NodeID { return n.opts.NodeID }

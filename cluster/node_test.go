@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -281,5 +282,24 @@ func TestStatusAndMetrics(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("metric %s not registered", name)
 		}
+	}
+}
+
+// A node restarted under the same id (kill -9, then start) takes its shards
+// back at once, instead of waiting for its old lease to expire: the old
+// keys are its own, and deleting them fences whatever the old process
+// might still do.
+func TestRestartedNodeReclaimsOwnKeys(t *testing.T) {
+	c := newTestCluster(t)
+	long := func(o *Options) { o.LeaseTTL = time.Minute } // longer than Eventually waits
+	old := c.join("a", long)
+	drivertest.Eventually(t, "a owns everything", func() bool { return c.settled(old) })
+	ref, epoch := ownedRef(t, old)
+	old.Pause(true) // a stand-in for the dead process, fenced below
+	old.checkLocally = false
+	restarted := c.join("a", long)
+	drivertest.Eventually(t, "the restarted a owns everything", func() bool { return c.settled(restarted) })
+	if err := old.Fence("p1").Commit(context.Background(), ref, epoch, []byte("zombie")); !errors.Is(err, index.ErrFenced) {
+		t.Fatalf("the old process's commit: %v, want ErrFenced", err)
 	}
 }

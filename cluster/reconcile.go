@@ -22,7 +22,14 @@ func (n *Node) reconcile(ctx context.Context) {
 	if err := n.rebalance(ctx); err != nil {
 		n.log.Warn().Err(err).Msg("cluster: rebalance")
 	}
-	give, take := n.plan()
+	give, take, reclaim := n.plan()
+	for len(reclaim) > 0 {
+		batch := reclaim[:min(len(reclaim), maxTxnOps)]
+		reclaim = reclaim[len(batch):]
+		if err := n.deleteOwned(ctx, batch, ""); err != nil {
+			n.log.Warn().Err(err).Msg("cluster: reclaim")
+		}
+	}
 	if len(give) > 0 {
 		if err := n.handOff(ctx, give); err != nil {
 			n.log.Warn().Err(err).Msg("cluster: hand off")
@@ -100,12 +107,15 @@ func ringMembers(set *ring.Set) []NodeID {
 }
 
 // plan lists the shards this node holds and the ring gives to another
-// (give), and the free shards the ring gives to this node (take).
-func (n *Node) plan() (give, take []Shard) {
+// (give), the free shards the ring gives to this node (take), and the keys
+// that name this node under another lease (reclaim): left by an earlier
+// process with this id, which is dead since ids are unique, so the node
+// deletes them (fencing that process) rather than wait for them to expire.
+func (n *Node) plan() (give, take, reclaim []Shard) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if n.assign == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	self := ring.PoolID(n.opts.NodeID)
 	canTake := !n.leaving && n.fresh()
@@ -116,9 +126,11 @@ func (n *Node) plan() (give, take []Shard) {
 			give = append(give, s)
 		case n.slots[s].node == "" && target == self && canTake:
 			take = append(take, s)
+		case n.slots[s].node == n.opts.NodeID && !n.mine(s) && canTake:
+			reclaim = append(reclaim, s)
 		}
 	}
-	return give, take
+	return give, take, reclaim
 }
 
 // acquire creates the owner keys of shards under this node's lease, all or
@@ -206,7 +218,7 @@ func (n *Node) handOff(ctx context.Context, shards []Shard) error {
 	for rest := mine; len(rest) > 0; {
 		batch := rest[:min(len(rest), maxTxnOps)]
 		rest = rest[len(batch):]
-		if err := n.deleteOwned(ctx, batch); err != nil && firstErr == nil {
+		if err := n.deleteOwned(ctx, batch, changeReleased); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
@@ -214,8 +226,9 @@ func (n *Node) handOff(ctx context.Context, shards []Shard) error {
 }
 
 // deleteOwned deletes the owner keys of shards, each only at the epoch this
-// node holds; one txn, or one per key when some key changed meanwhile.
-func (n *Node) deleteOwned(ctx context.Context, shards []Shard) error {
+// node knows; one txn, or one per key when some key changed meanwhile. The
+// deletes count as change in the metrics ("": not counted).
+func (n *Node) deleteOwned(ctx context.Context, shards []Shard, change string) error {
 	n.mu.RLock()
 	epochs := make([]int64, len(shards))
 	for i, s := range shards {
@@ -246,7 +259,9 @@ func (n *Node) deleteOwned(ctx context.Context, shards []Shard) error {
 				}
 			}
 			n.mu.Unlock()
-			n.m.changes.WithLabelValues(changeReleased).Add(float64(len(idx)))
+			if change != "" {
+				n.m.changes.WithLabelValues(change).Add(float64(len(idx)))
+			}
 		}
 		return resp.Succeeded, nil
 	}
