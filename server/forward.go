@@ -122,6 +122,9 @@ func (f *forwarder) close() { f.transport.CloseIdleConnections() }
 // to the owner (its URL), or refused (an error for the mapper).
 func (f *forwarder) route(rq *request) (*url.URL, error) {
 	self, owner := f.cluster.Owner(rq.project, rq.queue())
+	if !self && owner == "" {
+		self, owner = f.waitOwner(rq)
+	}
 	switch {
 	case self:
 		return nil, nil
@@ -138,6 +141,33 @@ func (f *forwarder) route(rq *request) (*url.URL, error) {
 		return nil, &forwardError{owner: owner, err: errors.New("the owner's advertised URL is not an http(s) URL")}
 	}
 	return u, nil
+}
+
+// ownerWait is how long a request for a queue nobody owns waits for an
+// owner before its 503: a hand-off (SIGTERM, a node joining) leaves a
+// shard without an owner for well under a second, and a request that waits
+// it out is answered instead of refused.
+const ownerWait = 3 * time.Second
+
+// waitOwner polls the ownership of rq's queue until someone owns it, the
+// request's context ends or ownerWait has passed.
+func (f *forwarder) waitOwner(rq *request) (bool, string) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	give := time.NewTimer(ownerWait)
+	defer give.Stop()
+	for {
+		select {
+		case <-rq.ctx().Done():
+			return false, ""
+		case <-give.C:
+			return false, ""
+		case <-tick.C:
+		}
+		if self, owner := f.cluster.Owner(rq.project, rq.queue()); self || owner != "" {
+			return self, owner
+		}
+	}
 }
 
 // forwardError is a forward that failed; the owner is logged, never shown.

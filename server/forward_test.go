@@ -544,3 +544,37 @@ func TestForwardAnswerBrokenOff(t *testing.T) {
 			strings.Contains(logs.String(), `"message":"request"`)
 	})
 }
+
+// handOffCluster owns nothing for its first calls (a hand-off under way),
+// then names its owner.
+type handOffCluster struct {
+	mu    sync.Mutex
+	calls int
+	owner string
+}
+
+func (c *handOffCluster) Owner(string, string) (bool, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if c.calls <= 3 {
+		return false, ""
+	}
+	return false, c.owner
+}
+
+func (c *handOffCluster) Members() any { return nil }
+
+// TestForwardWaitsOutHandOff: a shard is without an owner for a moment
+// while a node hands it over; a request that arrives then waits for the
+// new owner instead of failing.
+func TestForwardWaitsOutHandOff(t *testing.T) {
+	b, fb := clusterNode(t, "node-b", nil)
+	fb.setDefault("self")
+	hc := &handOffCluster{owner: b.url}
+	a, _ := clusterNode(t, "node-a", func(o *Options) { o.Cluster = hc })
+	a.must(req{method: "PUT", path: "/v2/queues/q1"}, 201)
+	if forwarded(a.srv, "ok") != 1 || b.eng.Loaded() != 1 || hc.calls < 4 {
+		t.Fatalf("ok = %d, owner loaded %d, %d ownership looks", forwarded(a.srv, "ok"), b.eng.Loaded(), hc.calls)
+	}
+}
