@@ -130,6 +130,8 @@ func (s *Server) adminError(err error) error {
 		return notFound(err.Error())
 	case errors.Is(err, placement.ErrPoolInUse):
 		return &apiError{status: http.StatusConflict, title: "Pool in use", description: err.Error()}
+	case errors.Is(err, placement.ErrClusterMode):
+		return &apiError{status: http.StatusConflict, title: "Not available in cluster mode", description: err.Error()}
 	case errors.Is(err, placement.ErrPoolUnreachable), errors.Is(err, placement.ErrInvalid):
 		return badRequest("Unable to create pool", err.Error())
 	}
@@ -440,6 +442,9 @@ func (s *Server) startMigration(rq *request) (reply, error) {
 		return reply{}, badBody("project and pool go with queue; send {} to migrate every misplaced queue.")
 	}
 	st, err := r.Migrate(ref, b.Pool)
+	if errors.Is(err, placement.ErrClusterMode) {
+		return reply{}, s.adminError(err)
+	}
 	if err != nil {
 		return reply{}, &apiError{status: http.StatusConflict, title: "Migration running", description: err.Error()}
 	}
