@@ -531,6 +531,16 @@ func (s *Server) queuePool(rq *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	if s.cluster != nil {
+		// Only the owner can read the queue; another node says who
+		// that is (its advertise URL), for the operator to ask.
+		if self, owner := s.cluster.Owner(rq.project, rq.queue()); !self {
+			if owner == "" {
+				return reply{}, ErrNoOwner
+			}
+			return reply{body: clusterLocation{Project: rq.project, Queue: rq.queue(), Owner: owner}}, nil
+		}
+	}
 	loc, exists, err := r.Locate(rq.ctx(), rq.ref())
 	if err != nil {
 		return reply{}, err
@@ -538,5 +548,19 @@ func (s *Server) queuePool(rq *request) (reply, error) {
 	if !exists {
 		return reply{}, notFound("Queue " + rq.queue() + " does not exist.")
 	}
+	if s.cluster != nil {
+		return reply{body: clusterLocation{Location: &loc, Project: loc.Project, Queue: loc.Queue, Node: s.nodeID}}, nil
+	}
 	return reply{body: loc}, nil
+}
+
+// clusterLocation is queuePool's answer in cluster mode: where the queue
+// lives and which node serves it (node, on the owner), or only the owner's
+// URL (owner, on any other node).
+type clusterLocation struct {
+	*placement.Location
+	Project string `json:"project"`
+	Queue   string `json:"queue"`
+	Node    string `json:"node,omitempty"`
+	Owner   string `json:"owner,omitempty"`
 }

@@ -253,5 +253,8 @@ func (w warnWriter) Write(p []byte) (int, error) {
 // serves it. The list of queues spans owners and reads the shared catalog:
 // any node answers it.
 func forwardable(path string) bool {
-	return strings.Contains(path, "{queue_name}")
+	// The admin routes are served on the admin listener, which the
+	// owner's advertise URL (its public listener) does not serve: each
+	// answers for the cluster itself (queuePool).
+	return strings.Contains(path, "{queue_name}") && !isAdminPath(path)
 }
