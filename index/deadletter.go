@@ -9,10 +9,11 @@ import (
 // Callers hold mu.
 func (q *queue) startMovers() {
 	for seq := range q.st.moving {
-		if q.movers[seq] {
+		if q.movers[seq] != nil {
 			continue
 		}
-		q.movers[seq] = true
+		done := make(chan struct{})
+		q.movers[seq] = done
 		q.e.wg.Go(func() { q.move(seq) })
 	}
 }
@@ -25,6 +26,7 @@ func (q *queue) move(seq uint64) {
 	ctx := context.Background()
 	defer func() {
 		q.mu.Lock()
+		close(q.movers[seq])
 		delete(q.movers, seq)
 		q.mu.Unlock()
 	}()

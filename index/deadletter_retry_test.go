@@ -59,3 +59,34 @@ func TestJanitorRetriesDeadLetterMoves(t *testing.T) {
 		return err == nil && len(msgs) == 1
 	})
 }
+
+// TestClaimAnswersOnceMoved: a claim that moves a message to its
+// dead-letter queue answers once the message is there.
+func TestClaimAnswersOnceMoved(t *testing.T) {
+	ctx := context.Background()
+	e := openEngine(t, newMem(), newFakeClock(), nil)
+	src, dlq := QueueRef{Project: "p", Name: "src"}, QueueRef{Project: "p", Name: "dlq"}
+	if _, err := e.CreateQueue(ctx, src, json.RawMessage(`{"_max_claim_count":1,"_dead_letter_queue":"dlq"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Post(ctx, src, "c", bodies(1, "bad")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.Claim(ctx, src, ClaimOptions{TTL: 60, Grace: 60, Limit: 1})
+	if err != nil || c == nil {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	if err := e.ReleaseClaim(ctx, src, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.Claim(ctx, src, ClaimOptions{TTL: 60, Grace: 60, Limit: 1}); err != nil || c != nil {
+		t.Fatalf("second claim: %+v %v", c, err)
+	}
+	st, err := e.Stats(ctx, dlq)
+	if err != nil || st.Total != 1 {
+		t.Fatalf("dead-letter queue right after the claim: %+v %v", st, err)
+	}
+	if st, _ := e.Stats(ctx, src); st.Total != 0 {
+		t.Fatalf("source queue still holds %d", st.Total)
+	}
+}

@@ -29,6 +29,9 @@ var (
 	ErrMessageClaimed      = errors.New("message is claimed; it cannot be deleted without a valid claim ID")
 	ErrMessageNotClaimed   = errors.New("a claim was specified, but the message is not currently claimed")
 	ErrMessageNotClaimedBy = errors.New("message is claimed by another claim")
+	// ErrClaimUnknown: a delete named a claim that does not exist, has
+	// expired or is not a claim id at all (Zaqar's ClaimDoesNotExist).
+	ErrClaimUnknown = errors.New("the specified claim does not exist or has expired")
 	// ErrQueueDamaged: the catalog names a queue whose objects are
 	// missing from the store (its container was removed behind Cistern's
 	// back). Nothing is recreated silently: the queue refuses work until

@@ -205,6 +205,9 @@ func (e *Engine) DeleteMessage(ctx context.Context, ref QueueRef, id, claimID st
 		case claimID != "" && c == nil:
 			return ErrMessageNotClaimed
 		case claimID != "" && c.id != claimID:
+			if other := q.st.findClaim(claimID, now); other == nil {
+				return ErrClaimUnknown
+			}
 			return ErrMessageNotClaimedBy
 		}
 		q.st.removeMsg(m)
@@ -328,6 +331,7 @@ const maxMovesPerClaim = 100
 func (e *Engine) Claim(ctx context.Context, ref QueueRef, o ClaimOptions) (*Claim, error) {
 	var out *Claim
 	var locs []bodyLoc
+	var moves []chan struct{}
 	err := e.withQueue(ctx, ref, func(q *queue) error {
 		if !q.exists {
 			return nil
@@ -371,8 +375,26 @@ func (e *Engine) Claim(ctx context.Context, ref QueueRef, o ClaimOptions) (*Clai
 				locs = append(locs, loc)
 			}
 		}
-		return q.commit(ctx, b)
+		if err := q.commit(ctx, b); err != nil {
+			return err
+		}
+		// The moves started once the batch was durable: the claim
+		// answers once they are done, so that the dead-letter queue
+		// shows what this claim moved there (as Zaqar's does).
+		for _, seq := range moving {
+			if ch := q.movers[seq]; ch != nil {
+				moves = append(moves, ch)
+			}
+		}
+		return nil
 	})
+	for _, ch := range moves {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			// The move goes on; the claim still answers.
+		}
+	}
 	if err != nil || out == nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ type queue struct {
 	logsSinceSnap int
 	lastSnapAt    int64
 	snaps         []uint64 // snapshots known to exist, ascending
-	movers        map[uint64]bool
+	movers        map[uint64]chan struct{} // moves under way; closed when each ends
 
 	// Cluster mode (fence.go, cluster.go): the head last committed, and
 	// the generation of a catalog entry no head backs (a create or delete
@@ -100,7 +100,7 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 	q.entry = ent
 	q.settings = parseSettings(ent.Metadata)
 	q.container = queueContainer(ent.Gen)
-	q.movers = map[uint64]bool{}
+	q.movers = map[uint64]chan struct{}{}
 	q.lastSnapAt = e.now()
 
 	var snaps []uint64

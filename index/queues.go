@@ -102,7 +102,7 @@ func (q *queue) created(ent catalogEntry) {
 	q.settings = parseSettings(ent.Metadata)
 	q.container = queueContainer(ent.Gen)
 	q.st = newState()
-	q.movers = map[uint64]bool{}
+	q.movers = map[uint64]chan struct{}{}
 	q.lastLog, q.nextLog, q.durableSeq = 0, 1, 0
 	q.lastSnapAt = q.e.now()
 }

@@ -212,6 +212,15 @@ func (s *state) liveClaim(m *msg, now int64) *claim {
 	return c
 }
 
+// findClaim returns the live claim with id, or nil.
+func (s *state) findClaim(id string, now int64) *claim {
+	i, ok := s.claimIDs[id]
+	if !ok || s.claims[i].expires <= now {
+		return nil
+	}
+	return &s.claims[i]
+}
+
 // applyPost adds a posted message.
 func (s *state) applyPost(p *postRec, logSeq uint64, bodyOff uint32) *msg {
 	m := msg{

@@ -103,6 +103,8 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	case errors.Is(err, placement.ErrFlavorEmpty):
 		// Not a 503: no retry helps until an operator gives the flavor a pool.
 		return badBody("The flavor named in _flavor has no pool that takes queues: an operator must add a pool to it, or ask for another flavor.")
+	case errors.Is(err, index.ErrClaimUnknown):
+		return badRequest("Unable to delete", "The specified claim does not exist or has expired.")
 	case errors.Is(err, index.ErrMessageNotClaimed):
 		return badRequest("Unable to delete", "A claim was specified, but the message is not currently claimed.")
 	case errors.Is(err, drivers.ErrInvalid):

@@ -194,9 +194,9 @@ func New(o Options) (*Server, error) {
 			public = append(public, adminRoutes...)
 		}
 	}
-	s.handler = s.router(public, s.keystone != nil, false)
-	s.adminHandler = s.router(append(append(slices.Clone(routes), metricsRoute), adminRoutes...), false, true)
-	s.metricsOnly = s.router([]route{metricsRoute}, false, true)
+	s.handler = zaqarCase(s.router(public, s.keystone != nil, false))
+	s.adminHandler = zaqarCase(s.router(append(append(slices.Clone(routes), metricsRoute), adminRoutes...), false, true))
+	s.metricsOnly = zaqarCase(s.router([]route{metricsRoute}, false, true))
 	return s, nil
 }
 
