@@ -80,7 +80,8 @@
 // # Handoff and loss
 //
 // To hand a shard off (the ring gives it to another node, or Leave), the
-// node first stops answering self for it (Owner), then calls
+// node first stops answering self for it (Owner) and stops loading its
+// queues (Epoch), then calls
 // Options.Release for its queues, during which their commits still pass so
 // that the engines flush, and only then deletes the owner key, conditioned
 // on its epoch. A shard lost without handoff (its key expired or deleted by

@@ -24,13 +24,15 @@ type fence struct {
 }
 
 // Epoch is the owner key's CreateRevision of ref's shard, while this node
-// holds it under a fresh lease.
+// holds it under a fresh lease and is not handing it off: a queue is not
+// loaded anew while its shard is being released (the commits of what is
+// loaded still pass until the owner key goes, so that Release can flush).
 func (f *fence) Epoch(ref index.QueueRef) (int64, bool) {
 	n := f.n
 	s := n.shardOf(ref.Project, ref.Name)
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	if !n.mine(s) || !n.fresh() {
+	if !n.mine(s) || !n.fresh() || n.releasing[s] {
 		return 0, false
 	}
 	return n.slots[s].epoch, true
