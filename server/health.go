@@ -136,8 +136,9 @@ func (s *Server) headPing(rq *request) (reply, error) {
 // getHealth is 200 with whether the stores answer and how many queues are
 // loaded. Zaqar serves /v2/health only in admin mode, as a driver KPI
 // dict; here the public side says only whether every store answers, and
-// the admin side adds each pool with its store's error and, in cluster
-// mode, this node's id and the members.
+// the admin side adds each pool with its store's error, Zaqar's
+// operation_status (healthcheck.go) and, in cluster mode, this node's id
+// and the members.
 func (s *Server) getHealth(rq *request) (reply, error) {
 	pp := s.probePools(rq.ctx())
 	h := wire.Health{StorageReachable: firstDown(pp) == nil, QueuesLoaded: s.eng.Loaded()}
@@ -152,6 +153,7 @@ func (s *Server) getHealth(rq *request) (reply, error) {
 		if s.cluster != nil {
 			h.Node, h.Cluster = s.nodeID, s.cluster.Members()
 		}
+		h.OperationStatus = s.operationStatus(rq.ctx())
 	}
 	return reply{body: h}, nil
 }

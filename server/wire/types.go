@@ -134,6 +134,18 @@ type Health struct {
 	// node's id and the members as the cluster reports them.
 	Node    string `json:"node,omitempty"`
 	Cluster any    `json:"cluster,omitempty"`
+	// OperationStatus is Zaqar's admin health check, on the admin side
+	// only: each operation of a short run on a scratch queue.
+	OperationStatus map[string]OperationStatus `json:"operation_status,omitempty"`
+}
+
+// OperationStatus is one operation of the admin health check, as Zaqar
+// reports it: whether it succeeded, how long it took, and when it failed a
+// reference that the server's log names with the error.
+type OperationStatus struct {
+	Succeeded bool    `json:"succeeded"`
+	Seconds   float64 `json:"seconds"`
+	Ref       *string `json:"ref"`
 }
 
 // PoolHealth is one pool in the admin side's GET /v2/health.

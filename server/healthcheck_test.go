@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/server/wire"
+)
+
+// failingPost is an engine whose posts fail, as with a store that refuses
+// writes after the queue was made.
+type failingPost struct{ *index.Engine }
+
+func (failingPost) Post(context.Context, index.QueueRef, string, []index.NewMessage) ([]string, error) {
+	return nil, drivers.ErrUnavailable
+}
+
+func adminHealth(t *testing.T, srv *Server) wire.Health {
+	t.Helper()
+	a := httptest.NewServer(srv.AdminHandler())
+	t.Cleanup(a.Close)
+	code, body := call(t, "GET", a.URL+"/v2/health", "")
+	var h wire.Health
+	if code != 200 || json.Unmarshal([]byte(body), &h) != nil {
+		t.Fatalf("admin health: %d %s", code, body)
+	}
+	return h
+}
+
+// TestHealthOperationStatus: the admin health document carries Zaqar's
+// operation_status: every step of a run on a scratch queue, timed, with a
+// reference for the steps that failed; the scratch queue is gone after.
+func TestHealthOperationStatus(t *testing.T) {
+	e := newEnv(t, envOpts{real: true})
+	h := adminHealth(t, e.srv)
+	for _, op := range []string{"create_queue", "post_messages", "claim_messages", "list_messages", "delete_messages", "delete_claim", "delete_queue"} {
+		st, ok := h.OperationStatus[op]
+		if !ok || !st.Succeeded || st.Ref != nil || st.Seconds < 0 {
+			t.Errorf("%s: %+v (present %v)", op, st, ok)
+		}
+	}
+	if n := e.eng.Loaded(); n != 0 {
+		t.Errorf("%d queues loaded after the check", n)
+	}
+
+	bad := newEnv(t, envOpts{real: true, server: func(o *Options) { o.Engine = failingPost{o.Engine.(*index.Engine)} }})
+	h = adminHealth(t, bad.srv)
+	post := h.OperationStatus["post_messages"]
+	if post.Succeeded || post.Ref == nil {
+		t.Fatalf("failed post reported as %+v", post)
+	}
+	if _, ok := h.OperationStatus["claim_messages"]; ok {
+		t.Error("claim ran after the post failed")
+	}
+	if del := h.OperationStatus["delete_queue"]; !del.Succeeded {
+		t.Errorf("scratch queue not deleted: %+v", del)
+	}
+}
