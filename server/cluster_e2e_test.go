@@ -16,7 +16,10 @@ import (
 // own etcd prefix and store) for each test, and a front that sends each
 // request to the next node, so that most are forwarded to the queue's
 // owner. The tests are the single node's, unchanged: a client sees one
-// service whichever node it reaches.
+// service whichever node it reaches. Left out: the tests of one server's
+// internals (its options, error mapper, metrics handler), the forwarding
+// tests, which play the cluster themselves, and the keystone tests, whose
+// servers stand over a placement router of their own, not newEnv.
 func TestE2EThroughCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and three nodes per test")
@@ -40,6 +43,14 @@ func TestE2EThroughCluster(t *testing.T) {
 		{"WireExamples", TestWireExamples},
 		{"Gophercloud", TestGophercloud},
 		{"ZaqarClient", TestZaqarClient},
+		{"BodyLimits", TestBodyLimits},
+		{"ProjectIDRules", TestProjectIDRules},
+		{"RepeatedIdentityHeaders", TestRepeatedIdentityHeaders},
+		// The store failing under all three nodes at once.
+		{"StoreFaults", TestStoreFaults},
+		{"FaultStoreFullAndDown", TestFaultStoreFullAndDown},
+		{"FaultRejectedBodyNeverServed", TestFaultRejectedBodyNeverServed},
+		{"RequestTimeoutHungStore", TestRequestTimeoutHungStore},
 	} {
 		t.Run(c.name, c.test)
 	}
