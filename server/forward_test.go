@@ -58,7 +58,7 @@ func (c *fakeCluster) setDefault(owner string) {
 func clusterNode(t *testing.T, id string, mod func(*Options)) (*env, *fakeCluster) {
 	t.Helper()
 	fc := &fakeCluster{owner: map[string]string{}, def: "self"}
-	e := newEnv(t, envOpts{server: func(o *Options) {
+	e := newEnv(t, envOpts{single: true, server: func(o *Options) {
 		o.Cluster, o.NodeID = fc, id
 		if mod != nil {
 			mod(o)
@@ -486,7 +486,7 @@ func TestClusterHealth(t *testing.T) {
 // TestSingleNodeNotForwarding: without a cluster nothing is forwarded, a
 // mark from a client changes nothing, and a cluster needs a node id.
 func TestSingleNodeNotForwarding(t *testing.T) {
-	e := newEnv(t, envOpts{})
+	e := newEnv(t, envOpts{single: true})
 	if e.srv.fwd != nil {
 		t.Fatal("a forwarder without a cluster")
 	}

@@ -25,7 +25,8 @@ const (
 )
 
 // env is a server over a real engine on the fs driver in a temp dir,
-// listening on 127.0.0.1 through httptest.
+// listening on 127.0.0.1 through httptest; or, when the test runs through
+// a cluster (clusterEtcdEnv), three nodes behind one front (newClusterEnv).
 type env struct {
 	t     testing.TB
 	url   string
@@ -34,16 +35,25 @@ type env struct {
 	clk   *enginetest.Clock // moved by hand; the engine and the server share it
 	store drivers.Store
 	http  *http.Client
+	// members are the nodes of a cluster env (nil for a single node).
+	members []*clusterMember
 }
 
 type envOpts struct {
 	store  drivers.Store // nil: fs driver in t.TempDir()
 	server func(*Options)
 	real   bool // real clock instead of the fake one
+	// single keeps the env a single node even when the test runs through
+	// a cluster (clusterEtcdEnv): for tests that play the cluster
+	// themselves.
+	single bool
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
+	if ep := clusterEndpoint(); ep != "" && !o.single {
+		return newClusterEnv(t, o, ep)
+	}
 	e := &env{t: t, clk: enginetest.NewClock(), store: o.store}
 	if e.store == nil {
 		st, err := fsdriver.New(t.TempDir())
@@ -81,6 +91,33 @@ func newEnv(t testing.TB, o envOpts) *env {
 		eng.Close()
 	})
 	return e
+}
+
+// metrics returns what /metrics shows, of every node of a cluster env
+// (each node counts the requests it received).
+func (e *env) metrics() string {
+	e.t.Helper()
+	urls := []string{e.url}
+	if e.members != nil {
+		urls = urls[:0]
+		for _, m := range e.members {
+			urls = append(urls, m.http.URL)
+		}
+	}
+	var b strings.Builder
+	for _, u := range urls {
+		res, err := e.http.Get(u + "/metrics")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		data, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK {
+			e.t.Fatalf("GET %s/metrics: %d %v", u, res.StatusCode, err)
+		}
+		b.Write(data)
+	}
+	return b.String()
 }
 
 type resp struct {

@@ -91,6 +91,30 @@ func (c *Crashable) List(ctx context.Context, ct string, o *drivers.ListOptions)
 	return c.Store.List(ctx, ct, o)
 }
 
+// Engine is what the scenarios call: an *index.Engine, or several engines
+// of a cluster behind one front that calls each queue's owner
+// (ClusterEngine).
+type Engine interface {
+	CreateQueue(ctx context.Context, ref index.QueueRef, meta json.RawMessage) (bool, error)
+	Queue(ctx context.Context, ref index.QueueRef) (index.QueueInfo, bool, error)
+	DeleteQueue(ctx context.Context, ref index.QueueRef) error
+	ListQueues(ctx context.Context, project, marker string, limit int, detailed bool) ([]index.QueueInfo, error)
+	Stats(ctx context.Context, ref index.QueueRef) (index.Stats, error)
+	Post(ctx context.Context, ref index.QueueRef, clientID string, msgs []index.NewMessage) ([]string, error)
+	List(ctx context.Context, ref index.QueueRef, o index.ListOptions) ([]index.Message, error)
+	Pop(ctx context.Context, ref index.QueueRef, n int) ([]index.Message, error)
+	DeleteMessage(ctx context.Context, ref index.QueueRef, id, claimID string) error
+	Claim(ctx context.Context, ref index.QueueRef, o index.ClaimOptions) (*index.Claim, error)
+	GetClaim(ctx context.Context, ref index.QueueRef, id string) (*index.Claim, error)
+	ReleaseClaim(ctx context.Context, ref index.QueueRef, id string) error
+	Close() error
+}
+
+var _ Engine = (*index.Engine)(nil)
+
+// Crasher kills what Harness.Open opened, as kill -9 would.
+type Crasher interface{ Crash() }
+
 // Harness opens engines over one store for a scenario.
 type Harness struct {
 	T     *testing.T
@@ -100,14 +124,30 @@ type Harness struct {
 	Project string
 	// Opts, if set, adjusts the engine options of every engine opened.
 	Opts func(*index.Options)
+	// OpenEngine, if set, is what Open opens instead of one engine over
+	// Store: several nodes of a cluster (RunCluster). It closes what it
+	// opened when the test ends.
+	OpenEngine func(h *Harness) (Engine, Crasher)
 }
 
 // Open opens an engine over h.Store (wrapped so that it can crash) and
 // closes it when the test ends.
-func (h *Harness) Open() (*index.Engine, *Crashable) {
+func (h *Harness) Open() (Engine, Crasher) {
 	h.T.Helper()
-	c := &Crashable{Store: h.Store}
-	o := index.Options{Store: c, Clock: h.Clock, Logger: zerolog.Nop(), NoJanitor: true, SnapshotLogs: 4}
+	if h.OpenEngine != nil {
+		return h.OpenEngine(h)
+	}
+	e, c := h.openEngine(h.Store, nil)
+	h.T.Cleanup(func() { e.Close() })
+	return e, c
+}
+
+// openEngine opens one engine over st (wrapped so that it can crash),
+// with fence (nil: a single node).
+func (h *Harness) openEngine(st drivers.Store, fence index.Fence) (*index.Engine, *Crashable) {
+	h.T.Helper()
+	c := &Crashable{Store: st}
+	o := index.Options{Store: c, Clock: h.Clock, Logger: zerolog.Nop(), NoJanitor: true, SnapshotLogs: 4, Fence: fence}
 	if h.Opts != nil {
 		h.Opts(&o)
 	}
@@ -115,7 +155,6 @@ func (h *Harness) Open() (*index.Engine, *Crashable) {
 	if err != nil {
 		h.T.Fatalf("index.Open: %v", err)
 	}
-	h.T.Cleanup(func() { e.Close() })
 	return e, c
 }
 
@@ -147,7 +186,7 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 // idle waits a moment before a consumer that found nothing asks again.
 func idle() { <-time.After(time.Millisecond) }
 
-func post(t *testing.T, e *index.Engine, ref index.QueueRef, client string, bodies ...string) []string {
+func post(t *testing.T, e Engine, ref index.QueueRef, client string, bodies ...string) []string {
 	t.Helper()
 	// The queue's default TTL, as the HTTP layer resolves it.
 	ttl := int64(3600)
@@ -167,7 +206,7 @@ func post(t *testing.T, e *index.Engine, ref index.QueueRef, client string, bodi
 	return ids
 }
 
-func listAll(t *testing.T, e *index.Engine, ref index.QueueRef) []index.Message {
+func listAll(t *testing.T, e Engine, ref index.QueueRef) []index.Message {
 	t.Helper()
 	m, err := e.List(ctx, ref, index.ListOptions{Limit: 1 << 30, Echo: true, IncludeClaimed: true, IncludeDelayed: true})
 	if err != nil {
@@ -370,7 +409,7 @@ func Fencing(h *Harness) {
 	a, _ := h.Open()
 	b, _ := h.Open()
 	var acked []string
-	postOK := func(e *index.Engine, body string) error {
+	postOK := func(e Engine, body string) error {
 		ids, err := e.Post(ctx, ref, "c", []index.NewMessage{{Body: json.RawMessage(body), TTL: 3600}})
 		if err == nil {
 			acked = append(acked, ids[0])

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cistern-mq/cistern/cluster/etcdtest"
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/fsdriver"
 	"github.com/cistern-mq/cistern/drivers/memdriver"
@@ -71,3 +72,39 @@ func TestS3API(t *testing.T) { Run(t, s3Store(t, "swift-aio.sh", "CISTERN_S3"), 
 
 // TestVersity runs on an S3 server that enforces them.
 func TestVersity(t *testing.T) { Run(t, s3Store(t, "versitygw.sh", "CISTERN_VGW"), true) }
+
+// TestClusterFS runs the scenarios through three nodes of a cluster on one
+// fs folder, each node with its own shared handle on it, as cluster mode
+// opens a folder (cmd/cistern).
+func TestClusterFS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd and three nodes per scenario")
+	}
+	dir := t.TempDir()
+	stores := make([]drivers.Store, 3)
+	for i := range stores {
+		s, err := fsdriver.NewShared(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[i] = s
+	}
+	RunCluster(t, etcdtest.Start(t).Endpoints(), stores, false)
+}
+
+// TestClusterSwift runs them through three nodes on the real Swift, each
+// with its own client.
+func TestClusterSwift(t *testing.T) {
+	v := backend(t, "swift-aio.sh", "CISTERN_SWIFT_AUTH_URL", "CISTERN_SWIFT_USER", "CISTERN_SWIFT_KEY")
+	prefix := fmt.Sprintf("etc%d-", time.Now().UnixNano())
+	stores := make([]drivers.Store, 3)
+	for i := range stores {
+		s, err := swiftdriver.New(context.Background(), swiftdriver.Config{AuthURL: v[0], User: v[1], Key: v[2], ContainerPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	RunCluster(t, etcdtest.Start(t).Endpoints(), stores, true)
+}
