@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,22 +51,38 @@ func (q *queue) loadFenced(ctx context.Context) error {
 		return nil
 	case !hok:
 		return q.adopt(ctx, ent)
-	case missing:
-		// Deletes remove the head before the entry; a head without one
-		// means the entry was removed behind Cistern's back.
-		return fmt.Errorf("%w: %s: committed, but its catalog entry is gone", ErrQueueDamaged, q.ref)
 	}
 	h, err := decodeHead(hdata)
 	if err != nil {
 		return fmt.Errorf("%w: index: %s: %w", drivers.ErrUnavailable, q.ref, err)
 	}
-	// The head names the generation; an entry rewritten by a creator that
-	// never committed does not.
-	ent.Gen = h.Gen
-	if err := q.recover(ctx, ent, &h); err != nil {
+	// The head is the truth; the catalog entry is the copy listings
+	// read. A create writes it after its head, so it may be missing or
+	// old: it is written again from the head.
+	want := ent
+	want.Gen, want.Cluster = h.Gen, true
+	if h.Meta != nil {
+		want.Metadata, want.Created = h.Meta, h.Created
+	}
+	if missing || want.Gen != ent.Gen || !bytes.Equal(compactJSON(want.Metadata), compactJSON(ent.Metadata)) {
+		if err := q.putEntry(ctx, want); err != nil {
+			e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("catalog entry not brought up to date with the head")
+		}
+	}
+	if err := q.recover(ctx, want, &h); err != nil {
 		return err
 	}
 	return q.takeOver(ctx, h)
+}
+
+// compactJSON is raw without insignificant space (raw itself if it does
+// not parse).
+func compactJSON(raw json.RawMessage) []byte {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return raw
+	}
+	return b.Bytes()
 }
 
 // adopt takes a queue a single node made (no head yet) into cluster mode:
@@ -81,7 +98,7 @@ func (q *queue) adopt(ctx context.Context, ent catalogEntry) error {
 	if err := q.recover(ctx, ent, nil); err != nil {
 		return err
 	}
-	h := head{Gen: ent.Gen, Snap: q.base, Log: q.lastLog}
+	h := head{Gen: ent.Gen, Snap: q.base, Log: q.lastLog, Created: ent.Created, Meta: emptyObject(ent.Metadata)}
 	e.log.Info().Str("queue", q.ref.String()).Msg("queue made by a single node taken into cluster mode")
 	return q.takeOver(ctx, h)
 }
@@ -199,34 +216,52 @@ func (e *Engine) Release(ctx context.Context, match func(QueueRef) bool) error {
 }
 
 // createFenced is createLocked in cluster mode, after the container is
-// made: the entry is written over whatever a create or delete that did not
-// finish left (the head, not the entry, says the queue exists), then the
-// first head is committed. Callers hold mu.
+// made: the first head is committed (from then on the queue exists, and a
+// stale owner fails here, having written nothing), then what a create or
+// delete that did not finish left goes to the trash, and the catalog entry
+// is written. Callers hold mu.
 func (q *queue) createFenced(ctx context.Context, ent catalogEntry, data []byte) (bool, error) {
 	e := q.e
 	container := queueContainer(ent.Gen)
-	if old := q.leftover; old != "" {
-		if err := e.store.Put(ctx, controlContainer, trashPrefix+old, nil, nil); err != nil {
+	first := head{Gen: ent.Gen, Created: ent.Created, Meta: ent.Metadata}
+	if err := q.commitHead(ctx, func(head) head { return first }); err != nil {
+		// Not committed, or not known to be (an unreachable coordinator
+		// may have applied it): the next request reads the truth anew,
+		// and the entry is written then if the head is there.
+		q.leave(phaseStale)
+		if errors.Is(err, ErrFenced) {
 			_ = e.store.DeleteContainer(ctx, container)
-			return false, err
 		}
-		e.wg.Go(func() { e.removeQueueObjects(context.Background(), queueContainer(old)) })
+		return false, err
+	}
+	if old := q.leftover; old != "" {
+		if err := e.store.Put(ctx, controlContainer, trashPrefix+old, nil, nil); err == nil {
+			e.wg.Go(func() { e.removeQueueObjects(context.Background(), queueContainer(old)) })
+		}
 		q.leftover = ""
 	}
-	if err := e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, nil); err != nil {
-		_ = e.store.DeleteContainer(ctx, container)
-		return false, err
-	}
 	e.absent.Remove(q.ref)
-	if err := q.commitHead(ctx, func(head) head { return head{Gen: ent.Gen} }); err != nil {
-		// Not committed, or not known to be (an unreachable coordinator
-		// may have applied it): the next request reads the truth anew.
-		// An entry left without a head is replaced by the next create.
-		q.leave(phaseStale)
-		return false, err
+	if err := e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, nil); err != nil {
+		// The queue exists (its head says so); its next load writes
+		// the entry. Listings miss it until then.
+		e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("created queue's catalog entry not written")
 	}
 	q.created(ent)
 	return true, nil
+}
+
+// setMetadataFenced is SetMetadata in cluster mode: the head first, so that
+// only the owner changes metadata, then the catalog entry's copy. Callers
+// hold mu.
+func (q *queue) setMetadataFenced(ctx context.Context, ent catalogEntry) error {
+	if err := q.commitHead(ctx, func(h head) head { h.Meta, h.Created = ent.Metadata, ent.Created; return h }); err != nil {
+		return err
+	}
+	if err := q.putEntry(ctx, ent); err != nil {
+		// The head has it: the next load writes the entry again.
+		q.e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("catalog entry's metadata copy not written")
+	}
+	return nil
 }
 
 // deleteFenced is DeleteQueue in cluster mode: the head goes first (from
@@ -253,18 +288,6 @@ func (q *queue) deleteFenced(ctx context.Context, container *string) error {
 		// Committed already: what is left is a leftover entry, which
 		// listings show until the next create or delete of the name.
 		e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("deleted queue's catalog entry not removed")
-	}
-	return nil
-}
-
-// stillOwned fails when the node no longer owns q as loaded: for writes
-// that go to the store alone (metadata), checked just before them.
-func (q *queue) stillOwned() error {
-	if q.e.fence == nil {
-		return nil
-	}
-	if ep, ok := q.e.fence.Epoch(q.ref); !ok || ep != q.epoch {
-		return fmt.Errorf("%w: %s", ErrNotOwner, q.ref)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -355,5 +356,60 @@ func TestClusterManyTakeOversStayBounded(t *testing.T) {
 	h, _ := truth.head(ref)
 	if len(h.Skip) > skipsBeforeSnapshot+1 {
 		t.Fatalf("head carries %d skipped logs", len(h.Skip))
+	}
+}
+
+// TestClusterStaleOwnerCannotChangeMetadata: a paused owner that still
+// believes it owns a queue can neither create it over the live one nor
+// change its metadata: both are refused, and the next owner (and the
+// listings) show what the real owner set.
+func TestClusterStaleOwnerCannotChangeMetadata(t *testing.T) {
+	ctx := context.Background()
+	s := newMem()
+	truth := newFenceTruth()
+	ref := QueueRef{Project: "p", Name: "q"}
+	truth.give(ref, "a")
+	a, af := openFenced(t, s, truth, "a")
+	if _, ok, err := a.Queue(ctx, ref); err != nil || ok {
+		t.Fatalf("queue before create: %v %v", ok, err)
+	}
+	ep, _ := af.Epoch(ref)
+	af.believe = map[QueueRef]int64{ref: ep} // a, paused, still believes
+	truth.give(ref, "b")
+	b, _ := openFenced(t, s, truth, "b")
+	if _, err := b.CreateQueue(ctx, ref, json.RawMessage(`{"_default_message_ttl":120,"real":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateQueue(ctx, ref, json.RawMessage(`{"stale":true}`)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale create: %v, want ErrFenced", err)
+	}
+	// An owner that loaded the queue, then lost it without noticing,
+	// cannot change its metadata either.
+	truth.give(ref, "d")
+	d, df := openFenced(t, s, truth, "d")
+	if _, ok, err := d.Queue(ctx, ref); err != nil || !ok {
+		t.Fatalf("d loads: %v %v", ok, err)
+	}
+	dep, _ := df.Epoch(ref)
+	df.believe = map[QueueRef]int64{ref: dep}
+	truth.give(ref, "c")
+	if err := d.SetMetadata(ctx, ref, json.RawMessage(`{"stale":2}`)); !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale SetMetadata: %v, want ErrFenced", err)
+	}
+	c, _ := openFenced(t, s, truth, "c")
+	info, ok, err := c.Queue(ctx, ref)
+	if err != nil || !ok || !strings.Contains(string(info.Metadata), `"real"`) {
+		t.Fatalf("next owner sees %s (%v, %v), want the real owner's metadata", info.Metadata, ok, err)
+	}
+	qs, err := c.ListQueues(ctx, "p", "", 10, true)
+	if err != nil || len(qs) != 1 || !strings.Contains(string(qs[0].Metadata), `"real"`) {
+		t.Fatalf("listing shows %+v (%v)", qs, err)
+	}
+	// The owner's own changes go through, and the listing follows.
+	if err := c.SetMetadata(ctx, ref, json.RawMessage(`{"v":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	if qs, _ := c.ListQueues(ctx, "p", "", 10, true); len(qs) != 1 || string(qs[0].Metadata) != `{"v":3}` {
+		t.Fatalf("listing after the owner's change: %+v", qs)
 	}
 }

@@ -56,6 +56,11 @@ type head struct {
 	// Skip lists log numbers above Snap that must never be read: each
 	// one a stale owner may have written without committing it.
 	Skip []uint64 `json:"skip,omitempty"`
+	// Created (unix nanoseconds) and Meta are the queue's creation time
+	// and metadata. The catalog entry keeps a copy for listings; this one
+	// is fenced like the rest, so a stale owner cannot change it.
+	Created int64           `json:"created,omitempty"`
+	Meta    json.RawMessage `json:"meta,omitempty"`
 }
 
 // maxSkip bounds Skip: a head that names more skipped logs than this is
@@ -84,6 +89,9 @@ func decodeHead(data []byte) (head, error) {
 	if h.Snap > h.Log {
 		return head{}, fmt.Errorf("%w: head: snapshot %d after log %d", errCorrupt, h.Snap, h.Log)
 	}
+	if h.Meta != nil && !isJSONObject(h.Meta) {
+		return head{}, fmt.Errorf("%w: head: metadata is not a JSON object", errCorrupt)
+	}
 	if len(h.Skip) > maxSkip {
 		return head{}, fmt.Errorf("%w: head: %d skipped logs", errCorrupt, len(h.Skip))
 	}
@@ -111,4 +119,10 @@ func (h head) withSnap(snap uint64) head {
 	}
 	h.Skip = slices.Clone(h.Skip[i:])
 	return h
+}
+
+// isJSONObject reports whether raw is a JSON object.
+func isJSONObject(raw json.RawMessage) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(raw, &m) == nil && m != nil
 }

@@ -143,17 +143,20 @@ func (e *Engine) SetMetadata(ctx context.Context, ref QueueRef, meta json.RawMes
 		if !q.exists {
 			return ErrQueueNotFound
 		}
-		if err := q.stillOwned(); err != nil {
-			return err
-		}
 		ent := q.entry
 		ent.Metadata = emptyObject(meta)
-		data, err := json.Marshal(ent)
-		if err != nil {
-			return err
-		}
-		if err := e.store.Put(ctx, controlContainer, catalogKey(ref), data, nil); err != nil {
-			return err
+		if e.fence != nil {
+			if err := q.setMetadataFenced(ctx, ent); err != nil {
+				return err
+			}
+		} else {
+			data, err := json.Marshal(ent)
+			if err != nil {
+				return err
+			}
+			if err := e.store.Put(ctx, controlContainer, catalogKey(ref), data, nil); err != nil {
+				return err
+			}
 		}
 		q.entry = ent
 		q.settings = parseSettings(ent.Metadata)
