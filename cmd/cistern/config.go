@@ -552,12 +552,12 @@ func (c *Config) Validate() error {
 		case "swift":
 			sc := p.Swift.driver()
 			if err := sc.Validate(); err != nil {
-				return fmt.Errorf("pool %q: %w", p.Name, err)
+				return fmt.Errorf("pool %q: swift: %w", p.Name, withConfigKeys(err, p.Swift))
 			}
 		case "s3":
 			sc := p.S3.driver()
 			if err := sc.Validate(); err != nil {
-				return fmt.Errorf("pool %q: %w", p.Name, err)
+				return fmt.Errorf("pool %q: s3: %w", p.Name, withConfigKeys(err, p.S3))
 			}
 		default:
 			return fmt.Errorf("pool %q: kind %q: want fs, swift or s3", p.Name, p.Kind)

@@ -99,7 +99,7 @@ func openSpec(ctx context.Context, s placement.PoolSpec, shared bool) (drivers.S
 		c.AuthURL = strings.TrimPrefix(scheme, "swift+") + ":" + rest
 		cfg := c.driver()
 		if err := cfg.Validate(); err != nil {
-			return nil, err
+			return nil, withConfigKeys(err, c)
 		}
 		return swiftdriver.New(ctx, cfg)
 	case scheme == "s3" || scheme == "s3+http" || scheme == "s3+https":
@@ -117,7 +117,7 @@ func openSpec(ctx context.Context, s placement.PoolSpec, shared bool) (drivers.S
 		}
 		cfg := c.driver()
 		if err := cfg.Validate(); err != nil {
-			return nil, err
+			return nil, withConfigKeys(err, c)
 		}
 		st, err := s3driver.New(ctx, cfg)
 		if err != nil {
