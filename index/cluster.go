@@ -235,7 +235,7 @@ func (q *queue) createFenced(ctx context.Context, ent catalogEntry, data []byte)
 		return false, err
 	}
 	if old := q.leftover; old != "" {
-		if err := e.store.Put(ctx, controlContainer, trashPrefix+old, nil, nil); err == nil {
+		if err := e.putTrash(ctx, q.ref, old); err == nil {
 			e.wg.Go(func() { e.removeQueueObjects(context.Background(), queueContainer(old)) })
 		}
 		q.leftover = ""
@@ -277,7 +277,7 @@ func (q *queue) deleteFenced(ctx context.Context, container *string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.store.Put(ctx, controlContainer, trashPrefix+q.entry.Gen, nil, nil); err != nil {
+	if err := e.putTrash(ctx, q.ref, q.entry.Gen); err != nil {
 		// Committed: the queue is gone; its container stays behind until
 		// the name is created again (it is a leftover then).
 		e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("deleted queue's trash entry not written")

@@ -147,6 +147,9 @@ type Engine struct {
 	absent *lru.Cache[QueueRef, int64]
 	fence  Fence // nil: single node
 	dead   atomic.Pointer[DeadLetterPoster]
+	// damaged remembers the queues found with their objects missing
+	// (ErrQueueDamaged), for operators (DamagedQueues); a delete forgets.
+	damaged *lru.Cache[QueueRef, struct{}]
 
 	mu     sync.Mutex
 	queues map[QueueRef]*queue
@@ -160,6 +163,14 @@ type Engine struct {
 	wg   sync.WaitGroup // flushers, movers, cleaners, the janitor
 	stop chan struct{}
 }
+
+// maxDamagedShown bounds how many damaged queues an engine remembers.
+const maxDamagedShown = 100
+
+// DamagedQueues lists the queues this engine found with their objects
+// missing from the store since it started (at most the last 100), until
+// they are deleted.
+func (e *Engine) DamagedQueues() []QueueRef { return e.damaged.Keys() }
 
 // absentCacheSize bounds how many missing queues an engine remembers.
 const absentCacheSize = 1 << 16
@@ -186,6 +197,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		createOnly: opts.Store.Capabilities().CreateOnly != drivers.CreateOnlyNone,
 		bodies:     newBodyCache(opts.BodyCacheBytes),
 		absent:     must(lru.New[QueueRef, int64](absentCacheSize)),
+		damaged:    must(lru.New[QueueRef, struct{}](maxDamagedShown)),
 		fence:      opts.Fence,
 		queues:     map[QueueRef]*queue{},
 		moved:      map[QueueRef]bool{},

@@ -165,8 +165,14 @@ func TestMissingContainer(t *testing.T) {
 	if _, err := mem.List(ctx, "q-"+catalogGen(t, mem, q), nil); err == nil {
 		t.Error("the vanished container was made again silently")
 	}
+	if d := e2.DamagedQueues(); len(d) != 1 || d[0] != q {
+		t.Errorf("damaged queues for operators: %v", d)
+	}
 	if err := e2.DeleteQueue(ctx, q); err != nil {
 		t.Fatalf("delete: %v", err)
+	}
+	if d := e2.DamagedQueues(); len(d) != 0 {
+		t.Errorf("damaged queues after the delete: %v", d)
 	}
 	if _, err := e2.Post(ctx, q, "c", bodies(1, "z")); err != nil {
 		t.Fatalf("post after the damaged queue was deleted: %v", err)

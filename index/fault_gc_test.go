@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/cistern-mq/cistern/drivers/faultstore"
 	"github.com/cistern-mq/cistern/drivers/memdriver"
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/index/enginetest"
+	"github.com/rs/zerolog"
 )
 
 // TestFaultCollectKeepsBodiesOfFailedDeletes: garbage collection must
@@ -67,5 +70,44 @@ func TestFaultCollectKeepsBodiesOfFailedDeletes(t *testing.T) {
 	got, err = e2.GetMessages(ctx, ref, []string{x})
 	if err != nil || len(got) != 1 || string(got[0].Body) != `"X"` {
 		t.Errorf("after reopen X = %q, %v", bodiesOf(got), err)
+	}
+}
+
+// TestFailedDeleteKeepsQueueAtRestart: a delete whose catalog removal
+// fails leaves a trash entry behind; the next start must not remove the
+// objects of a queue its catalog still names (it used to, and the queue
+// came back empty, or damaged).
+func TestFailedDeleteKeepsQueueAtRestart(t *testing.T) {
+	base := memdriver.New()
+	fs := faultstore.New(base, faultstore.Options{})
+	clk := enginetest.NewClock()
+	e, err := index.Open(ctx, index.Options{Store: fs, Clock: clk, Logger: zerolog.Nop(), NoJanitor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := index.QueueRef{Project: "p", Name: "kept"}
+	if _, err := e.Post(ctx, ref, "c", []index.NewMessage{{Body: json.RawMessage(`"still here"`), TTL: 3600}}); err != nil {
+		t.Fatal(err)
+	}
+	fs.Add(faultstore.Rule{Name: "catalog", Verbs: []faultstore.Verb{faultstore.Delete}, KeyPrefix: "catalog/"})
+	if err := e.DeleteQueue(ctx, ref); err == nil {
+		t.Fatal("delete succeeded though the catalog entry could not be removed")
+	}
+	e.Close()
+	fs.Clear()
+
+	e2, err := index.Open(ctx, index.Options{Store: base, Clock: clk, Logger: zerolog.Nop(), NoJanitor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.Close() // waits for the trash to be emptied
+	e3, err := index.Open(ctx, index.Options{Store: base, Clock: clk, Logger: zerolog.Nop(), NoJanitor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e3.Close()
+	msgs, err := e3.List(ctx, ref, index.ListOptions{Limit: 10, Echo: true})
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != `"still here"` {
+		t.Fatalf("queue whose delete failed, after a restart: %v, %v", msgs, err)
 	}
 }

@@ -113,7 +113,7 @@ func (e *Engine) Freeze(ctx context.Context, ref QueueRef) (*Frozen, error) {
 // only once the target holds every object and has adopted the queue.
 func (f *Frozen) Commit(ctx context.Context) error {
 	e, q := f.e, f.q
-	if err := e.store.Put(ctx, controlContainer, trashPrefix+q.entry.Gen, nil, nil); err != nil {
+	if err := e.putTrash(ctx, q.ref, q.entry.Gen); err != nil {
 		return err
 	}
 	if err := e.store.Delete(ctx, controlContainer, catalogKey(q.ref)); err != nil {

@@ -43,7 +43,7 @@ type queue struct {
 	snapDue       bool
 	logsSinceSnap int
 	lastSnapAt    int64
-	snaps         []uint64 // snapshots known to exist, ascending
+	snaps         []uint64                 // snapshots known to exist, ascending
 	movers        map[uint64]chan struct{} // moves under way; closed when each ends
 
 	// Cluster mode (fence.go, cluster.go): the head last committed, and
@@ -96,7 +96,6 @@ func (q *queue) load(ctx context.Context) error {
 func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 	e := q.e
 	start := time.Now()
-	q.exists = true
 	q.entry = ent
 	q.settings = parseSettings(ent.Metadata)
 	q.container = queueContainer(ent.Gen)
@@ -175,10 +174,20 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 		replayed++
 		last = seq
 	}
+	if from == 0 && replayed == 0 {
+		// Nothing read: an empty queue, or one whose container vanished
+		// (reads of a missing container answer not found, as of a
+		// missing key). One listing tells them apart, for empty queues
+		// only.
+		if _, err := e.store.List(ctx, q.container, &drivers.ListOptions{Limit: 1}); errors.Is(err, drivers.ErrNotFound) {
+			return q.damaged(err)
+		}
+	}
 	if next := e.burned.take(q.ref); next > st.nextSeq {
 		st.nextSeq = next
 	}
 	q.st = st
+	q.exists = true // only now: a failed recovery leaves no half-made queue
 	q.base = from
 	q.lastLog = last
 	q.nextLog = last + 1
@@ -220,6 +229,7 @@ func (q *queue) listSnapshots(ctx context.Context) ([]uint64, error) {
 // damaged reports that the queue's container is missing from the store,
 // loudly: the catalog says it holds data, so it is not made again empty.
 func (q *queue) damaged(cause error) error {
+	q.e.damaged.Add(q.ref, struct{}{})
 	q.e.log.Error().Err(cause).Str("queue", q.ref.String()).Str("container", q.container).
 		Msg("queue container missing from the store: restore it, or delete the queue")
 	return fmt.Errorf("%w: %s (container %s)", ErrQueueDamaged, q.ref, q.container)

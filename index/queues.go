@@ -177,7 +177,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 		if e.fence != nil {
 			return q.deleteFenced(ctx, &container)
 		}
-		if err := e.store.Put(ctx, controlContainer, trashPrefix+q.entry.Gen, nil, nil); err != nil {
+		if err := e.putTrash(ctx, ref, q.entry.Gen); err != nil {
 			return err
 		}
 		if err := e.store.Delete(ctx, controlContainer, catalogKey(ref)); err != nil {
@@ -189,6 +189,9 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 	})
 	if errors.Is(err, ErrQueueDamaged) {
 		container, err = e.deleteDamaged(ctx, ref)
+	}
+	if err == nil {
+		e.damaged.Remove(ref)
 	}
 	if err == nil && container != "" {
 		e.wg.Go(func() { e.removeQueueObjects(context.Background(), container) })
@@ -210,7 +213,7 @@ func (e *Engine) deleteDamaged(ctx context.Context, ref QueueRef) (container str
 	if err := json.Unmarshal(data, &ent); err != nil || ent.Gen == "" {
 		return "", fmt.Errorf("index: catalog entry of %s: %w", ref, errCorrupt)
 	}
-	if err := e.store.Put(ctx, controlContainer, trashPrefix+ent.Gen, nil, nil); err != nil {
+	if err := e.putTrash(ctx, ref, ent.Gen); err != nil {
 		return "", err
 	}
 	if err := e.store.Delete(ctx, controlContainer, catalogKey(ref)); err != nil {
@@ -254,6 +257,43 @@ func (e *Engine) removeQueueObjects(ctx context.Context, container string) {
 	}
 }
 
+// putTrash records that generation gen of ref is to be removed. The entry
+// names the queue, so that emptyTrash can tell a delete that did not
+// happen (its catalog entry still names gen) from one that did.
+func (e *Engine) putTrash(ctx context.Context, ref QueueRef, gen string) error {
+	return e.store.Put(ctx, controlContainer, trashPrefix+gen, []byte(RefKey(ref)), nil)
+}
+
+// trashStillLive reports whether trash entry gen belongs to a queue whose
+// delete failed after the entry was written (its catalog entry still names
+// gen): its objects stay, and the entry goes. Entries written before they
+// named their queue (empty), or that cannot be checked now, are trusted
+// or left for the next start.
+func (e *Engine) trashStillLive(ctx context.Context, gen string) bool {
+	data, err := e.store.Get(ctx, controlContainer, trashPrefix+gen, nil)
+	if err != nil {
+		return !errors.Is(err, drivers.ErrNotFound) // unreadable: not now
+	}
+	ref, ok := ParseRefKey(string(data))
+	if !ok {
+		return false
+	}
+	ent, err := e.store.Get(ctx, controlContainer, catalogKey(ref), nil)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		return true // not now
+	}
+	if c, err := decodeCatalogEntry(ent); err != nil || c.Gen != gen {
+		return false
+	}
+	e.log.Warn().Str("queue", ref.String()).Str("gen", gen).
+		Msg("a delete of this queue failed after its trash entry was written: the queue stays")
+	_ = e.store.Delete(ctx, controlContainer, trashPrefix+gen)
+	return true
+}
+
 // emptyTrash finishes the removal of queues deleted before a crash.
 func (e *Engine) emptyTrash(ctx context.Context) {
 	marker := ""
@@ -269,7 +309,11 @@ func (e *Engine) emptyTrash(ctx context.Context) {
 				return
 			default:
 			}
-			e.removeQueueObjects(ctx, queueContainer(o.Key[len(trashPrefix):]))
+			gen := o.Key[len(trashPrefix):]
+			if e.trashStillLive(ctx, gen) {
+				continue
+			}
+			e.removeQueueObjects(ctx, queueContainer(gen))
 		}
 		if p.Next == "" {
 			return

@@ -204,6 +204,9 @@ func (r *Router) Ping(ctx context.Context) error {
 type PoolPing struct {
 	Pool string
 	Err  error
+	// Damaged lists the pool's queues found with their objects missing
+	// (index.Engine.DamagedQueues).
+	Damaged []index.QueueRef
 }
 
 // PingPools probes every pool's store at once (one head each), so that a
@@ -220,7 +223,7 @@ func (r *Router) PingPools(ctx context.Context) []PoolPing {
 	r.mu.RUnlock()
 	var wg sync.WaitGroup
 	for i, e := range engines {
-		wg.Go(func() { out[i].Err = e.Ping(ctx) })
+		wg.Go(func() { out[i].Err, out[i].Damaged = e.Ping(ctx), e.DamagedQueues() })
 	}
 	wg.Wait()
 	slices.SortFunc(out, func(a, b PoolPing) int { return strings.Compare(a.Pool, b.Pool) })

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -66,6 +67,9 @@ func (s *Server) probePools(ctx context.Context) []placement.PoolPing {
 		out = e.PingPools(ctx)
 	case pinger:
 		out = []placement.PoolPing{{Pool: singlePool, Err: e.Ping(ctx)}}
+		if d, ok := e.(interface{ DamagedQueues() []index.QueueRef }); ok {
+			out[0].Damaged = d.DamagedQueues()
+		}
 	default:
 		// An engine without Ping is asked for a one-queue listing.
 		_, err := s.eng.ListQueues(ctx, "", "", 1, false) // no real project is ""
@@ -146,6 +150,9 @@ func (s *Server) getHealth(rq *request) (reply, error) {
 		h.Pools = make([]wire.PoolHealth, len(pp))
 		for i, p := range pp {
 			h.Pools[i] = wire.PoolHealth{Name: p.Pool, Reachable: p.Err == nil}
+			for _, ref := range p.Damaged {
+				h.Pools[i].DamagedQueues = append(h.Pools[i].DamagedQueues, ref.String())
+			}
 			if p.Err != nil {
 				h.Pools[i].Error = p.Err.Error()
 			}

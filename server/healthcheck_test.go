@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/memdriver"
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -58,5 +59,34 @@ func TestHealthOperationStatus(t *testing.T) {
 	}
 	if del := h.OperationStatus["delete_queue"]; !del.Succeeded {
 		t.Errorf("scratch queue not deleted: %+v", del)
+	}
+}
+
+// TestHealthNamesDamagedQueues: a queue whose objects vanished from the
+// store is named in the admin health document, under its pool.
+func TestHealthNamesDamagedQueues(t *testing.T) {
+	st := memdriver.New()
+	e := newEnv(t, envOpts{real: true, store: st})
+	e.must(req{method: "POST", path: "/v2/queues/lost/messages", body: `{"messages": [{"body": 1}]}`}, 201)
+	if err := e.eng.Release(context.Background(), func(index.QueueRef) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := st.ListContainers(context.Background(), nil)
+	for _, c := range p.Objects {
+		if c.Key == index.ControlContainer {
+			continue
+		}
+		keys, _ := st.List(context.Background(), c.Key, nil)
+		for _, k := range keys.Objects {
+			_ = st.Delete(context.Background(), c.Key, k.Key)
+		}
+		if err := st.DeleteContainer(context.Background(), c.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.must(req{method: "GET", path: "/v2/queues/lost/messages?echo=true"}, 503)
+	h := adminHealth(t, e.srv)
+	if len(h.Pools) != 1 || len(h.Pools[0].DamagedQueues) != 1 || h.Pools[0].DamagedQueues[0] != project+"/lost" {
+		t.Fatalf("admin health pools: %+v", h.Pools)
 	}
 }

@@ -153,6 +153,9 @@ type PoolHealth struct {
 	Name      string `json:"name"`
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
+	// DamagedQueues names ("project/queue") the queues found with their
+	// objects missing from the store: restore them, or delete the queues.
+	DamagedQueues []string `json:"damaged_queues,omitempty"`
 }
 
 // Reserved metadata keys.
