@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,7 @@ type testCluster struct {
 	bin   string
 	etcd  *etcdtest.Etcd
 	nodes []*clusterNode
+	runs  []*proc // every run of every node, for their logs
 }
 
 // clusterNode is one node: the same id, address and flags across restarts.
@@ -53,6 +55,9 @@ func (n *clusterNode) base() string { return "http://" + n.addr }
 func startCluster(t *testing.T, bin string, n int, store ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, bin: bin, etcd: etcdtest.Start(t)}
+	// Registered before any node starts, so it runs after start's own
+	// clean-ups have killed them all: the logs are complete then.
+	t.Cleanup(c.showErrors)
 	cfg := filepath.Join(t.TempDir(), "cluster.yaml")
 	if err := os.WriteFile(cfg, []byte("etcd:\n  lease_ttl: "+clusterLease+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -73,6 +78,24 @@ func (c *testCluster) start(i int) {
 	c.t.Helper()
 	n := c.nodes[i]
 	n.p = start(c.t, c.bin, n.addr, n.args...)
+	c.runs = append(c.runs, n.p)
+}
+
+// showErrors logs the error lines of every node's runs.
+func (c *testCluster) showErrors() {
+	n := 0
+	for _, p := range c.runs {
+		for line := range strings.Lines(p.log.String()) { // console format: "<time> ERR <message> key=value..."
+			if strings.Contains(line, " ERR ") || strings.Contains(line, " FTL ") || strings.Contains(line, "panic") {
+				if n++; n <= 40 {
+					c.t.Logf("node log: %s", strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	if n > 0 {
+		c.t.Logf("%d error lines in the nodes' logs", n)
+	}
 }
 
 // kill9 kills node i at once.
@@ -284,14 +307,15 @@ type load struct {
 	wg      sync.WaitGroup
 
 	mu      sync.Mutex
-	codes   map[int]int // answers by status
-	errs    int         // requests without an answer
-	noRetry int         // 503s without Retry-After
-	other   []string    // answers outside {2xx, 503}: what they were
+	codes   map[int]int    // answers by status
+	errs    int            // requests without an answer
+	noRetry int            // 503s without Retry-After
+	other   []string       // answers outside {2xx, 503}: what they were
+	why503  map[string]int // 503s by request and description
 }
 
 func newLoad(t *testing.T, l *ledger, qs []string, timeout time.Duration, targets []string) *load {
-	ld := &load{t: t, l: l, qs: qs, timeout: timeout, codes: map[int]int{}}
+	ld := &load{t: t, l: l, qs: qs, timeout: timeout, codes: map[int]int{}, why503: map[string]int{}}
 	ld.setTargets(targets)
 	return ld
 }
@@ -312,8 +336,13 @@ func (ld *load) tally(what string, code int, h http.Header, data []byte, err err
 		ld.errs++
 	default:
 		ld.codes[code]++
-		if code == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
-			ld.noRetry++
+		if code == http.StatusServiceUnavailable {
+			if h.Get("Retry-After") == "" {
+				ld.noRetry++
+			}
+			var e struct{ Description string }
+			json.Unmarshal(data, &e)
+			ld.why503[what+": "+e.Description]++
 		}
 		if code/100 != 2 && code != http.StatusServiceUnavailable && len(ld.other) < 20 {
 			ld.other = append(ld.other, fmt.Sprintf("%s: %d %s", what, code, data))
@@ -325,7 +354,8 @@ func (ld *load) tally(what string, code int, h http.Header, data []byte, err err
 func (ld *load) summary() string {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
-	return fmt.Sprintf("answers by status %v, %d without an answer, %d 503s without Retry-After, other: %q", ld.codes, ld.errs, ld.noRetry, ld.other)
+	return fmt.Sprintf("answers by status %v, %d without an answer, %d 503s without Retry-After, 503s by cause %v, other: %q",
+		ld.codes, ld.errs, ld.noRetry, ld.why503, ld.other)
 }
 
 // post posts one message as producer pr and records a 201 in the ledger.
