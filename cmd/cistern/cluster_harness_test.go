@@ -342,6 +342,9 @@ func (ld *load) tally(what string, code int, h http.Header, data []byte, err err
 			}
 			var e struct{ Description string }
 			json.Unmarshal(data, &e)
+			for _, q := range ld.qs {
+				e.Description = strings.ReplaceAll(e.Description, q, "Q")
+			}
 			ld.why503[what+": "+e.Description]++
 		}
 		if code/100 != 2 && code != http.StatusServiceUnavailable && len(ld.other) < 20 {
