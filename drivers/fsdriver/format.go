@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cistern-mq/cistern/drivers"
 )
@@ -18,6 +19,7 @@ import (
 //	cistern.lock     flock(2)ed by the one process that has the folder open
 //	containers@2/    one directory per container (containerName), keys as keyPath
 //	tmp@2/           temporary files of puts under way; emptied at every open
+//	                 (shared opens: only of files older than staleTemp)
 //
 // Format 1 (before the format file existed) kept each container directly in
 // the data folder, named as given, and each key as one flat file name with
@@ -42,8 +44,9 @@ var errLocked = errors.New("locked by another process")
 
 // prepare brings the data folder root (locked by the caller) to format 2,
 // and empties the temporary directory, where only an interrupted put can
-// have left files: nobody else writes in a locked folder.
-func prepare(root string) error {
+// have left files: nobody else writes in a folder locked exclusively. A
+// shared open (cluster nodes) removes only the stale ones.
+func prepare(root string, shared bool) error {
 	data, err := os.ReadFile(filepath.Join(root, formatName))
 	switch {
 	case err == nil && string(data) == formatText:
@@ -60,11 +63,43 @@ func prepare(root string) error {
 		return mapErr(err, "fs: create %s", containersDir)
 	}
 	tmp := filepath.Join(root, tmpDir)
+	if shared {
+		return removeStaleTemps(tmp, time.Now().Add(-staleTemp))
+	}
 	if err := os.RemoveAll(tmp); err != nil {
 		return mapErr(err, "fs: remove temporary files in %s", tmp)
 	}
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return mapErr(err, "fs: create %s", tmp)
+	}
+	return nil
+}
+
+// staleTemp is the age past which a shared open takes a temporary file for
+// the leftover of a crashed put: a put holds its file for one store write,
+// seconds at most, never this long.
+const staleTemp = time.Hour
+
+// removeStaleTemps makes the temporary directory tmp if needed and removes
+// its files modified before cutoff. A shared open cannot empty it: the
+// other nodes' puts under way have their files there, and removing one
+// fails that put as if its container were gone.
+func removeStaleTemps(tmp string, cutoff time.Time) error {
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return mapErr(err, "fs: create %s", tmp)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return mapErr(err, "fs: read %s", tmp)
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(cutoff) {
+			continue // gone meanwhile (linked by its put), or recent
+		}
+		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return mapErr(err, "fs: remove stale temporary file %s", e.Name())
+		}
 	}
 	return nil
 }

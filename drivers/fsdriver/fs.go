@@ -83,7 +83,7 @@ func open(dir string, shared bool) (*Store, error) {
 		}
 		return nil, mapErr(err, "fs: lock %s", lockPath)
 	}
-	if err := prepare(abs); err != nil {
+	if err := prepare(abs, shared); err != nil {
 		lock.Close()
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/drivertest"
@@ -409,4 +410,46 @@ func TestSharedOpens(t *testing.T) {
 		t.Fatal("a shared open succeeded beside an exclusive one")
 	}
 	s.Close()
+}
+
+// TestSharedOpenKeepsPeersTemps: a node that opens a shared folder (a
+// cluster node starting) leaves the other nodes' puts under way alone,
+// and removes only temporary files old enough to be a crash's leftovers.
+// Removing a peer's file failed its put as if the container were gone.
+func TestSharedOpenKeepsPeersTemps(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := NewShared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	if err := a.CreateContainer(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	inFlight := filepath.Join(a.tmp, ".tmp-underway")
+	stale := filepath.Join(a.tmp, ".tmp-crashed")
+	for _, f := range []string{inFlight, stale} {
+		if err := os.WriteFile(f, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleTemp)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewShared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := os.Stat(inFlight); err != nil {
+		t.Errorf("a peer's temporary file is gone after a shared open: %v", err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale temporary file still there after a shared open: %v", err)
+	}
+	if err := a.Put(ctx, "c", "log/1", []byte("v"), &drivers.PutOptions{CreateOnly: true}); err != nil {
+		t.Errorf("put after a peer opened: %v", err)
+	}
 }
