@@ -37,6 +37,9 @@ func newDirCache() *dirCache { return &dirCache{dirs: map[string]*cachedDir{}} }
 
 // get returns the entries of dir, sorted, from the cache or from read.
 func (c *dirCache) get(dir string, read func() ([]entry, error)) ([]entry, error) {
+	if c == nil {
+		return read()
+	}
 	c.mu.Lock()
 	d := c.dirs[dir]
 	if d != nil && d.ready {
@@ -83,6 +86,9 @@ func (c *dirCache) evictLocked(keep string) {
 
 // invalidate forgets dir (whose names changed, or may have).
 func (c *dirCache) invalidate(dir string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.invalidateLocked(dir)
@@ -102,6 +108,9 @@ func (c *dirCache) invalidateLocked(dir string) {
 
 // invalidatePath forgets every directory from base down to dir.
 func (c *dirCache) invalidatePath(base, dir string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -115,6 +124,9 @@ func (c *dirCache) invalidatePath(base, dir string) {
 
 // invalidateTree forgets base and every directory under it.
 func (c *dirCache) invalidateTree(base string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for dir := range c.dirs { // deleting while ranging is allowed

@@ -87,7 +87,11 @@ func open(dir string, shared bool) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &Store{root: abs, data: filepath.Join(abs, containersDir), tmp: filepath.Join(abs, tmpDir), lock: lock, cache: newDirCache()}, nil
+	st := &Store{root: abs, data: filepath.Join(abs, containersDir), tmp: filepath.Join(abs, tmpDir), lock: lock}
+	if !shared {
+		st.cache = newDirCache()
+	}
+	return st, nil
 }
 
 // Root returns the data directory.

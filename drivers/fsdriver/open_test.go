@@ -3,6 +3,7 @@ package fsdriver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -451,5 +452,54 @@ func TestSharedOpenKeepsPeersTemps(t *testing.T) {
 	}
 	if err := a.Put(ctx, "c", "log/1", []byte("v"), &drivers.PutOptions{CreateOnly: true}); err != nil {
 		t.Errorf("put after a peer opened: %v", err)
+	}
+}
+
+// TestSharedListsSeeEachOther: what one node of a shared folder writes is
+// in the other's listings at once, also in a directory large enough that a
+// single node would serve it from its cache.
+func TestSharedListsSeeEachOther(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	a, err := NewShared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := NewShared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.CreateContainer(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range minCachedNames * 2 {
+		if err := a.Put(ctx, "c", fmt.Sprintf("k%04d", i), []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		n, marker := 0, ""
+		for {
+			p, err := b.List(ctx, "c", &drivers.ListOptions{Marker: marker, Limit: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(p.Objects)
+			if p.Next == "" {
+				return n
+			}
+			marker = p.Next
+		}
+	}
+	if n := count(); n != minCachedNames*2 {
+		t.Fatalf("b lists %d", n)
+	}
+	if err := a.Put(ctx, "c", "k9999", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != minCachedNames*2+1 {
+		t.Fatalf("b lists %d after a's put, want %d", n, minCachedNames*2+1)
 	}
 }
