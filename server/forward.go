@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,13 +19,14 @@ import (
 // Forwarding in cluster mode (docs/cluster.md): any node answers any
 // request. A request for a queue this node does not own goes, unchanged,
 // to the node that owns it, and the owner's answer comes back as is. A
-// request is forwarded at most once: the forwarding node marks it with
-// ForwardedHeader, and a node that gets a marked request for a queue it
-// does not own either (ownership moved meanwhile) answers 503 with
-// Retry-After rather than forwarding it again. Whatever keeps the owner
-// from answering is a 503 with Retry-After too, never a 502: a client of
-// Zaqar knows to retry a 503. Nothing is retried here, since a request
-// body already partly sent cannot be sent again.
+// request is forwarded twice at most: the forwarding node marks it with
+// ForwardedHeader and counts hops, a node that gets a marked request for a
+// queue it does not own either (ownership moved meanwhile) sends it on to
+// the owner it knows once more, and a third answers 503 with Retry-After.
+// Whatever keeps the owner from answering is a 503 with Retry-After too,
+// never a 502: a client of Zaqar knows to retry a 503. Only a forward that
+// could not even dial the owner is sent again (to the owner known then),
+// since a request body partly sent cannot be sent again.
 
 // Cluster says which node serves a queue (cluster mode); nil in
 // single-node mode.
@@ -128,7 +130,7 @@ func (f *forwarder) route(rq *request) (*url.URL, error) {
 	switch {
 	case self:
 		return nil, nil
-	case rq.r.Header.Get(ForwardedHeader) != "":
+	case rq.r.Header.Get(ForwardedHeader) != "" && (owner == "" || hops(rq.r) >= maxHops):
 		f.forwarded.WithLabelValues("loop").Inc()
 		return nil, errForwardLoop
 	case owner == "":
@@ -194,12 +196,13 @@ func (s *Server) forward(w *statusWriter, rq *request, target *url.URL, base con
 	w.Header().Del("X-Openstack-Request-Id")
 	var failed error
 	rp := &httputil.ReverseProxy{
-		Transport: f.transport,
+		Transport: &redial{f: f, rq: rq},
 		ErrorLog:  f.errorLog,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Header.Set(ForwardedHeader, f.node)
+			pr.Out.Header.Set(hopsHeader, strconv.Itoa(hops(rq.r)+1))
 			pr.Out.Header.Set("X-Openstack-Request-Id", rq.id)
 		},
 		// The owner's answer goes as is; only a failure to get one is
@@ -239,6 +242,79 @@ func (s *Server) forward(w *statusWriter, rq *request, target *url.URL, base con
 		}
 	}()
 	rp.ServeHTTP(w, rq.r.WithContext(ctx))
+}
+
+// hopsHeader counts the nodes a request went through: a node that gets a
+// forwarded request for a queue it does not own (ownership moved while it
+// was on its way) sends it on to the owner it knows, once; a third node
+// answers 503. So a request never loops, and a hand-off between the first
+// hop and the second is absorbed.
+const hopsHeader = "X-Cistern-Hops"
+
+// maxHops is how many forwards a request may take.
+const maxHops = 2
+
+// hops is how many times r was forwarded already.
+func hops(r *http.Request) int {
+	if r.Header.Get(ForwardedHeader) == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(r.Header.Get(hopsHeader))
+	if err != nil || n < 1 {
+		return 1 // a node that does not count hops forwarded it once
+	}
+	return n
+}
+
+// redial is the forwards' transport: when the owner cannot even be dialled
+// (it exited a moment ago, or it is not up yet), nothing of the request was
+// sent, so it asks again who owns the queue, waiting out a hand-off, and
+// tries the new owner once.
+type redial struct {
+	f  *forwarder
+	rq *request
+}
+
+func (t *redial) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.f.transport.RoundTrip(req)
+	var op *net.OpError
+	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
+		return resp, err
+	}
+	owner := t.f.waitOtherOwner(t.rq, req.URL.Host)
+	if owner == nil {
+		return nil, err
+	}
+	again := req.Clone(req.Context())
+	again.URL.Scheme, again.URL.Host, again.Host = owner.Scheme, owner.Host, owner.Host
+	t.rq.forwardedTo = owner.Host
+	return t.f.transport.RoundTrip(again)
+}
+
+// waitOtherOwner waits up to ownerWait for rq's queue to have an owner other
+// than the one at host (nil if none, or if it is this node now: the client
+// retries then).
+func (f *forwarder) waitOtherOwner(rq *request, host string) *url.URL {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	give := time.NewTimer(ownerWait)
+	defer give.Stop()
+	for {
+		self, owner := f.cluster.Owner(rq.project, rq.queue())
+		if self {
+			return nil
+		}
+		if u, err := url.Parse(owner); owner != "" && err == nil && u.Host != host && (u.Scheme == "http" || u.Scheme == "https") {
+			return u
+		}
+		select {
+		case <-rq.ctx().Done():
+			return nil
+		case <-give.C:
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // warnWriter logs each line written to it as a warning.

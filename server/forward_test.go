@@ -360,42 +360,85 @@ func TestForwardNoOwner(t *testing.T) {
 }
 
 // TestForwardLoop: ownership moved while a request was forwarded: the node
-// it reached does not own the queue either, and answers 503 rather than
-// forwarding it again (one hop at most). The client gets that 503.
+// it reached does not own the queue either, and sends it on to the owner
+// it knows, once (two hops at most); a third node that does not own it
+// answers 503 rather than forwarding it again. The client gets that 503.
 func TestForwardLoop(t *testing.T) {
-	var third struct {
+	var fourth struct {
 		sync.Mutex
 		n int
 	}
-	c := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		third.Lock()
-		third.n++
-		third.Unlock()
+	d := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fourth.Lock()
+		fourth.n++
+		fourth.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	t.Cleanup(c.Close)
+	t.Cleanup(d.Close)
 	a, fa := clusterNode(t, "node-a", nil)
 	b, fb := clusterNode(t, "node-b", nil)
+	c, fc := clusterNode(t, "node-c", nil)
 	fa.setDefault(b.url)
-	fb.setDefault(c.URL)
+	fb.setDefault(c.url)
+	fc.setDefault(d.URL)
 	r := a.do(req{method: "GET", path: "/v2/queues/q1/stats"})
 	assertRetryable(t, r)
 	if r.header.Get("Retry-After") != "1" {
 		t.Fatalf("Retry-After %q, want 1", r.header.Get("Retry-After"))
 	}
-	third.Lock()
-	defer third.Unlock()
-	if third.n != 0 {
-		t.Fatalf("forwarded twice: the third node got %d requests", third.n)
+	fourth.Lock()
+	defer fourth.Unlock()
+	if fourth.n != 0 {
+		t.Fatalf("forwarded three times: the fourth node got %d requests", fourth.n)
 	}
-	if forwarded(b.srv, "loop") != 1 || forwarded(a.srv, "ok") != 1 {
-		t.Fatalf("loop at B = %d, ok at A = %d", forwarded(b.srv, "loop"), forwarded(a.srv, "ok"))
+	if forwarded(c.srv, "loop") != 1 || forwarded(b.srv, "ok") != 1 || forwarded(a.srv, "ok") != 1 {
+		t.Fatalf("loop at C = %d, ok at B = %d, ok at A = %d", forwarded(c.srv, "loop"), forwarded(b.srv, "ok"), forwarded(a.srv, "ok"))
 	}
-	// a request a client marks itself is served where the node owns it
+	// The second hop reaches the owner: the hand-off is absorbed.
+	fc.setDefault("self")
+	a.must(req{method: "PUT", path: "/v2/queues/q1"}, 201)
+	// A request a client marks itself is served where the node owns it.
+	fb.setDefault("")
 	b.must(req{method: "PUT", path: "/v2/queues/q2", header: map[string]string{ForwardedHeader: "x"}}, 503)
 	fb.setDefault("self")
 	b.must(req{method: "PUT", path: "/v2/queues/q2", header: map[string]string{ForwardedHeader: "x"}}, 201)
 }
+
+// TestForwardRedialsNewOwner: the owner a node knew exited a moment ago
+// (its port refuses): nothing of the request was sent, so the node asks
+// again and sends it to the new owner.
+func TestForwardRedialsNewOwner(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	b, fb := clusterNode(t, "node-b", nil)
+	fb.setDefault("self")
+	hc := &redialCluster{first: deadURL, then: b.url}
+	a, _ := clusterNode(t, "node-a", func(o *Options) { o.Cluster = hc })
+	a.must(req{method: "PUT", path: "/v2/queues/q1"}, 201)
+	if b.eng.Loaded() != 1 {
+		t.Fatalf("new owner loaded %d queues", b.eng.Loaded())
+	}
+}
+
+// redialCluster names a dead owner first, then the new one.
+type redialCluster struct {
+	mu          sync.Mutex
+	calls       int
+	first, then string
+}
+
+func (c *redialCluster) Owner(string, string) (bool, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if c.calls == 1 {
+		return false, c.first
+	}
+	return false, c.then
+}
+
+func (c *redialCluster) Members() any { return nil }
 
 // TestForwardOwnerDown: an owner that does not answer, or drops the
 // connection while the body is being sent, is a 503 with Retry-After and a
