@@ -130,7 +130,7 @@ func (f *forwarder) route(rq *request) (*url.URL, error) {
 	switch {
 	case self:
 		return nil, nil
-	case rq.r.Header.Get(ForwardedHeader) != "" && (owner == "" || hops(rq.r) >= maxHops):
+	case rq.r.Header.Get(ForwardedHeader) != "" && (owner == "" || hops(rq.r) >= MaxHops):
 		f.forwarded.WithLabelValues("loop").Inc()
 		return nil, errForwardLoop
 	case owner == "":
@@ -202,7 +202,7 @@ func (s *Server) forward(w *statusWriter, rq *request, target *url.URL, base con
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Header.Set(ForwardedHeader, f.node)
-			pr.Out.Header.Set(hopsHeader, strconv.Itoa(hops(rq.r)+1))
+			pr.Out.Header.Set(HopsHeader, strconv.Itoa(hops(rq.r)+1))
 			pr.Out.Header.Set("X-Openstack-Request-Id", rq.id)
 		},
 		// The owner's answer goes as is; only a failure to get one is
@@ -244,22 +244,23 @@ func (s *Server) forward(w *statusWriter, rq *request, target *url.URL, base con
 	rp.ServeHTTP(w, rq.r.WithContext(ctx))
 }
 
-// hopsHeader counts the nodes a request went through: a node that gets a
+// HopsHeader counts the forwards a request took: a node that gets a
 // forwarded request for a queue it does not own (ownership moved while it
 // was on its way) sends it on to the owner it knows, once; a third node
 // answers 503. So a request never loops, and a hand-off between the first
 // hop and the second is absorbed.
-const hopsHeader = "X-Cistern-Hops"
+const HopsHeader = "X-Cistern-Hops"
 
-// maxHops is how many forwards a request may take.
-const maxHops = 2
+// MaxHops is how many forwards a request may take: a request carrying
+// ForwardedHeader and MaxHops in HopsHeader is served only by the owner.
+const MaxHops = 2
 
 // hops is how many times r was forwarded already.
 func hops(r *http.Request) int {
 	if r.Header.Get(ForwardedHeader) == "" {
 		return 0
 	}
-	n, err := strconv.Atoi(r.Header.Get(hopsHeader))
+	n, err := strconv.Atoi(r.Header.Get(HopsHeader))
 	if err != nil || n < 1 {
 		return 1 // a node that does not count hops forwarded it once
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,8 +162,8 @@ func (c *testCluster) others(skip int) []int {
 func (c *testCluster) all() []int { return c.others(-1) }
 
 // owns tells whether node i serves queue itself: a request marked as
-// forwarded is never forwarded again, so the node answers it only when it
-// owns the queue and answers 503 otherwise.
+// forwarded as often as a request may be is not forwarded again, so the
+// node answers it only when it owns the queue and answers 503 otherwise.
 func (c *testCluster) owns(i int, queue string) bool {
 	req, err := http.NewRequest("GET", c.nodes[i].base()+"/v2/queues/"+queue+"/stats", nil)
 	if err != nil {
@@ -171,6 +172,7 @@ func (c *testCluster) owns(i int, queue string) bool {
 	req.Header.Set("Client-ID", "00000000-0000-4000-b000-000000000000")
 	req.Header.Set("X-Project-ID", "crash")
 	req.Header.Set(server.ForwardedHeader, "test-probe")
+	req.Header.Set(server.HopsHeader, strconv.Itoa(server.MaxHops))
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return false

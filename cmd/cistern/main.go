@@ -187,6 +187,14 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		specs = append(specs, s)
 	}
 	if cfg.Cluster != nil {
+		// The public listener is bound before joining: once this node
+		// joins, the others forward to it, and a bound listener holds
+		// their connections until it serves, where an unbound port would
+		// refuse them. (A single node binds it last, so that clients are
+		// refused at once while it waits for its stores.)
+		if err := d.listen(); err != nil {
+			return nil, err
+		}
 		if d.node, err = d.join(ctx, reg); err != nil {
 			return nil, err
 		}
@@ -286,11 +294,11 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		mux.Handle("/", public)
 		public = mux
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, err
+	if d.ln == nil {
+		if err := d.listen(); err != nil {
+			return nil, err
+		}
 	}
-	d.ln = limitListen(ln, cfg.HTTP.MaxConnections)
 	d.http = d.httpServer(public)
 	if cfg.AdminListen != "" {
 		al, err := net.Listen("tcp", cfg.AdminListen)
@@ -448,6 +456,20 @@ func loopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
+// listen binds the public listener.
+func (d *daemon) listen() error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	d.ln = limitListen(ln, d.cfg.HTTP.MaxConnections)
+	return nil
+}
+
+// clusterDrain is how long a cluster node keeps serving after its hand-off
+// before it stops listening.
+const clusterDrain = time.Second
+
 // exit shuts the daemon down in order and unblocks main. A cluster node
 // first hands its queues over, while it still serves: requests for what it
 // gave away are forwarded to their new owners meanwhile.
@@ -457,6 +479,16 @@ func (d *daemon) exit() {
 	if d.node != nil {
 		if err := d.node.Leave(ctx); err != nil {
 			d.log.Warn().Err(err).Msg("cluster: hand-off not finished; what is left moves when the lease expires")
+		}
+		// The other nodes learn the new owners from etcd within
+		// milliseconds and stop forwarding here; a short drain lets the
+		// forwards already on their way in arrive before the listener
+		// closes its kept-alive connections under them.
+		t := time.NewTimer(min(clusterDrain, d.cfg.ShutdownTimeout/4))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
 		}
 	}
 	if d.admin != nil {
