@@ -153,10 +153,10 @@ cluster3
 # counted too (about one request per queue: a small share at these rates).
 for k in 0 1 2; do
   "$BIN/cistern-bench" -url http://127.0.0.1:$((PORT_BASE + 1 + k)) -project bench -prefix q$TAG-$k- -queues 334 \
-    -producers 0 -consumers 0 -observers 1 -warmup 0s -duration 1s -metrics off -keep >/dev/null &
+    -producers 0 -consumers 0 -observers 1 -warmup 0s -duration 1s -grace 240s -metrics off -keep >/dev/null &
   bp[$k]=$!
 done
-for k in 0 1 2; do wait ${bp[$k]}; done
+for k in 0 1 2; do wait ${bp[$k]} || log "priming run $k failed; the measured run creates what is missing"; done
 e0=$(etcd_requests)
 for k in 0 1 2; do
   bench cluster-$k http://127.0.0.1:$((PORT_BASE + 1 + k)) -prefix q$TAG-$k- -queues 334 -producers 21 -consumers 21 -grace 240s &
