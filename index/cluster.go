@@ -173,6 +173,11 @@ func (q *queue) putEntry(ctx context.Context, ent catalogEntry) error {
 // them), so that the next owner finds every acknowledged write committed
 // and this node keeps no copy that could go stale.
 func (e *Engine) Release(ctx context.Context, match func(QueueRef) bool) error {
+	for _, ref := range e.depths.Keys() {
+		if match(ref) {
+			e.depths.Remove(ref)
+		}
+	}
 	e.mu.Lock()
 	var qs []*queue
 	for ref, q := range e.queues {
@@ -211,6 +216,7 @@ func (e *Engine) Release(ctx context.Context, match func(QueueRef) bool) error {
 		}
 		e.forget(q)
 		e.absent.Remove(q.ref)
+		e.depths.Remove(q.ref) // the next owner reports it
 	}
 	return nil
 }

@@ -150,6 +150,9 @@ type Engine struct {
 	// damaged remembers the queues found with their objects missing
 	// (ErrQueueDamaged), for operators (DamagedQueues); a delete forgets.
 	damaged *lru.Cache[QueueRef, struct{}]
+	// depths remembers the depth of queues unloaded for idleness
+	// (depth.go).
+	depths *lru.Cache[QueueRef, depthSummary]
 
 	mu     sync.Mutex
 	queues map[QueueRef]*queue
@@ -198,6 +201,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		bodies:     newBodyCache(opts.BodyCacheBytes),
 		absent:     must(lru.New[QueueRef, int64](absentCacheSize)),
 		damaged:    must(lru.New[QueueRef, struct{}](maxDamagedShown)),
+		depths:     must(lru.New[QueueRef, depthSummary](maxDepthSummaries)),
 		fence:      opts.Fence,
 		queues:     map[QueueRef]*queue{},
 		moved:      map[QueueRef]bool{},
@@ -441,6 +445,9 @@ func (e *Engine) Janitor() {
 		q.mu.Lock()
 		idle := q.refs == 0 && q.open == nil && !q.flushing && !q.snapDue && len(q.movers) == 0 &&
 			time.Duration(now-q.lastUsed) >= e.opts.IdleTimeout
+		if idle && q.serving() {
+			q.summarize()
+		}
 		q.mu.Unlock()
 		if idle {
 			delete(e.queues, ref)

@@ -120,6 +120,7 @@ func (f *Frozen) Commit(ctx context.Context) error {
 		return err
 	}
 	container := q.container
+	e.depths.Remove(q.ref) // its new pool reports it
 	e.mu.Lock()
 	e.moved[q.ref] = true
 	e.mu.Unlock()

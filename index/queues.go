@@ -192,6 +192,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 	}
 	if err == nil {
 		e.damaged.Remove(ref)
+		e.depths.Remove(ref)
 	}
 	if err == nil && container != "" {
 		e.wg.Go(func() { e.removeQueueObjects(context.Background(), container) })

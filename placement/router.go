@@ -552,6 +552,22 @@ type PoolDepth struct {
 }
 
 // Depths reports every pool's loaded queues and live messages.
+// QueueDepths returns, by pool, each queue's depth as its engine reports
+// it (index.Engine.QueueDepths).
+func (r *Router) QueueDepths() map[string][]index.QueueDepth {
+	r.mu.RLock()
+	pools := make([]*pool, 0, len(r.pools))
+	for _, p := range r.pools {
+		pools = append(pools, p)
+	}
+	r.mu.RUnlock()
+	out := make(map[string][]index.QueueDepth, len(pools))
+	for _, p := range pools {
+		out[p.spec.Name] = p.engine.QueueDepths()
+	}
+	return out
+}
+
 func (r *Router) Depths() []PoolDepth {
 	r.mu.RLock()
 	pools := make([]*pool, 0, len(r.pools))

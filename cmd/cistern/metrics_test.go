@@ -60,3 +60,38 @@ func TestMetricsListen(t *testing.T) {
 		t.Errorf("-request-timeout 2s over the variable: %s %v", cfg.RequestTimeout, err)
 	}
 }
+
+// TestQueueDepthSeries: each queue in use has its depth and the age of its
+// oldest message on /metrics.
+func TestQueueDepthSeries(t *testing.T) {
+	cfg := testConfig(t, "-data", t.TempDir(), "-admin-listen", "127.0.0.1:0")
+	d, _ := serve(t, cfg)
+	req, _ := http.NewRequest("POST", "http://"+d.addr()+"/v2/queues/deep/messages",
+		strings.NewReader(`{"messages": [{"body": 1, "ttl": 300}, {"body": 2, "ttl": 300}]}`))
+	req.Header.Set("Client-ID", "3381af92-2b9e-11e3-b191-71861300734c")
+	req.Header.Set("X-Project-ID", "proj")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	_, body := get(t, "http://"+d.adminL.Addr().String()+"/metrics")
+	if !strings.Contains(body, `cistern_queue_depth{pool="default",project="proj",queue="deep"} 2`) ||
+		!strings.Contains(body, `cistern_queue_oldest_message_age_seconds{pool="default",project="proj",queue="deep"}`) {
+		t.Fatalf("no per-queue series for the queue:\n%s", grepLines(body, "cistern_queue_"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
