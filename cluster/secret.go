@@ -44,3 +44,37 @@ func (n *Node) Secret(ctx context.Context) ([]byte, error) {
 	}
 	return kvs[0].Value, nil
 }
+
+// clusterID is the key of the cluster's id.
+func (k keys) clusterID() string { return k.prefix + "id" }
+
+// ID returns the cluster's id, made by the first node that asks (as
+// Secret). The stores a cluster serves record it (placement's
+// BindCluster), so that a node pointed at another etcd, or at an etcd
+// whose data was lost, refuses to start instead of reading every queue as
+// empty.
+func (n *Node) ClusterID(ctx context.Context) (string, error) {
+	k := n.keys.clusterID()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	fresh := hex.EncodeToString(b)
+	ctx, cancel := context.WithTimeout(ctx, n.opts.RequestTimeout)
+	defer cancel()
+	resp, err := n.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+		Then(clientv3.OpPut(k, fresh)).
+		Else(clientv3.OpGet(k)).Commit()
+	if err != nil {
+		return "", fmt.Errorf("%w: cluster: read the cluster id: %v", drivers.ErrUnavailable, err)
+	}
+	if resp.Succeeded {
+		return fresh, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) == 0 || len(kvs[0].Value) == 0 {
+		return "", fmt.Errorf("cluster: the cluster id at %s is missing", k)
+	}
+	return string(kvs[0].Value), nil
+}

@@ -413,3 +413,23 @@ func TestClusterStaleOwnerCannotChangeMetadata(t *testing.T) {
 		t.Fatalf("listing after the owner's change: %+v", qs)
 	}
 }
+
+// TestSingleNodeRefusesClusterQueue: a single node started on a store a
+// cluster wrote must not serve the cluster's queues from the store alone
+// (it would miss the head's snapshot and skipped logs): it refuses them.
+func TestSingleNodeRefusesClusterQueue(t *testing.T) {
+	ctx := context.Background()
+	s := newMem()
+	truth := newFenceTruth()
+	ref := QueueRef{Project: "p", Name: "q"}
+	truth.give(ref, "a")
+	a, _ := openFenced(t, s, truth, "a")
+	if _, err := a.Post(ctx, ref, "c", bodies(3, "x")); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	single := openEngine(t, s, newFakeClock(), nil)
+	if _, err := single.List(ctx, ref, ListOptions{Limit: 10, Echo: true}); !errors.Is(err, ErrClusterQueue) || !errors.Is(err, drivers.ErrUnavailable) {
+		t.Fatalf("single node on a cluster's queue: %v, want ErrClusterQueue", err)
+	}
+}

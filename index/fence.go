@@ -46,6 +46,10 @@ type Fence interface {
 // ownership moved in between). Retry-able.
 var ErrNotOwner = errors.New("this node does not own the queue")
 
+// ErrClusterQueue: a single node (no fence) found a queue that a cluster
+// wrote; only a cluster node can read it (its head is in etcd).
+var ErrClusterQueue = errors.New("the queue was written in cluster mode: serve this store with -etcd")
+
 // head is a queue's committed state in cluster mode (see Fence).
 type head struct {
 	Gen string `json:"gen"`

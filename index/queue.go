@@ -80,6 +80,14 @@ func (q *queue) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("index: %s: %w", q.ref, err)
 	}
+	if ent.Cluster {
+		// Its head (which logs count, which to skip) is in the cluster's
+		// etcd: read from the store alone it could look empty, or show
+		// writes that were never acknowledged. Refuse, loudly.
+		e.log.Error().Str("queue", q.ref.String()).
+			Msg("queue was written in cluster mode; its state is in etcd: serve this store with -etcd")
+		return fmt.Errorf("%w: %s: %w", drivers.ErrUnavailable, q.ref, ErrClusterQueue)
+	}
 	if err := q.recover(ctx, ent, nil); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/index"
 )
 
@@ -70,4 +71,51 @@ func (r *Router) deadLetters() index.DeadLetterPoster {
 		return *p
 	}
 	return r
+}
+
+// clusterKey, in the control container, names the cluster whose etcd holds
+// the heads of this store's queues.
+const clusterKey = "cluster"
+
+// ErrClusterMismatch: the store was served by a cluster whose etcd is not
+// the one this node uses (another etcd, or one whose data was lost).
+var ErrClusterMismatch = errors.New("the store belongs to another cluster")
+
+// BindCluster records that the cluster id serves this router's store (the
+// control pool's), or checks that it is the one recorded. A store served
+// by one cluster cannot be served by another: its queues' heads are in the
+// first one's etcd, and read without them every queue looks empty.
+func (r *Router) BindCluster(ctx context.Context, id string) error {
+	data, err := r.control.Get(ctx, controlContainer, clusterKey, nil)
+	switch {
+	case err == nil && string(data) == id:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: it was served by cluster %s, and this etcd holds cluster %s: "+
+			"point the nodes at the etcd the store was served with, or restore its data (docs/cluster.md)", ErrClusterMismatch, data, id)
+	case !errors.Is(err, drivers.ErrNotFound):
+		return err
+	}
+	createOnly := r.control.Capabilities().CreateOnly != drivers.CreateOnlyNone
+	err = r.control.Put(ctx, controlContainer, clusterKey, []byte(id), &drivers.PutOptions{CreateOnly: createOnly})
+	if errors.Is(err, drivers.ErrPreconditionFailed) {
+		// Another node bound it meanwhile: to this cluster, or not.
+		data, err := r.control.Get(ctx, controlContainer, clusterKey, nil)
+		if err != nil {
+			return err
+		}
+		if string(data) != id {
+			return fmt.Errorf("%w: it was just bound to cluster %s, and this etcd holds cluster %s", ErrClusterMismatch, data, id)
+		}
+		return nil
+	}
+	return err
+}
+
+// BoundCluster returns the id of the cluster that served this store, if
+// one did: a single node warns at start that the cluster's queues will
+// refuse it.
+func (r *Router) BoundCluster(ctx context.Context) (string, bool) {
+	data, err := r.control.Get(ctx, controlContainer, clusterKey, nil)
+	return string(data), err == nil
 }

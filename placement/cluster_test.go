@@ -80,3 +80,26 @@ func TestReleaseUnloadsAndForgets(t *testing.T) {
 		t.Fatalf("released queue: %v, %v", msgs, err)
 	}
 }
+
+// TestBindCluster: a store remembers the cluster that served it; another
+// cluster (another etcd, or one whose data was lost) is refused.
+func TestBindCluster(t *testing.T) {
+	w := newWorld(t)
+	a := w.memPool("a", 100)
+	r := clusterRouter(t, w, a)
+	if _, ok := r.BoundCluster(ctx); ok {
+		t.Fatal("a fresh store is bound")
+	}
+	if err := r.BindCluster(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.BindCluster(ctx, "c1"); err != nil {
+		t.Fatalf("the same cluster again: %v", err)
+	}
+	if err := r.BindCluster(ctx, "c2"); !errors.Is(err, ErrClusterMismatch) {
+		t.Fatalf("another cluster: %v, want ErrClusterMismatch", err)
+	}
+	if id, ok := r.BoundCluster(ctx); !ok || id != "c1" {
+		t.Fatalf("bound to %q %v", id, ok)
+	}
+}

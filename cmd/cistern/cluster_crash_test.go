@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"syscall"
@@ -76,7 +77,11 @@ func swiftFlags(t *testing.T) []string {
 		}
 		t.Skip("CISTERN_SWIFT_AUTH_URL is not set: start Swift with scripts/swift-aio.sh")
 	}
-	return []string{"-driver", "swift", "-swift-auth-url", authURL, "-swift-user", user, "-swift-key", key}
+	// Containers of their own: the store remembers the cluster (etcd)
+	// that served it, and each test runs a new etcd.
+	prefix := fmt.Sprintf("cl%d-", time.Now().UnixNano())
+	return []string{"-driver", "swift", "-swift-auth-url", authURL, "-swift-user", user, "-swift-key", key,
+		"-swift-container-prefix", prefix}
 }
 
 func TestClusterCrashSwift(t *testing.T) {

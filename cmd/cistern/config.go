@@ -275,6 +275,7 @@ Environment:
 		swiftUser     = fs.String("swift-user", "", "Swift user (tempauth account:user) for -driver swift")
 		swiftKey      = fs.String("swift-key", "", "Swift key or password for -driver swift")
 		swiftProj     = fs.String("swift-project", "", "Keystone project for -driver swift")
+		swiftPrefix   = fs.String("swift-container-prefix", "", "prefix of every container of -driver swift, so that several deployments share one account (env CISTERN_SWIFT_CONTAINER_PREFIX)")
 		s3Endpoint    = fs.String("s3-endpoint", "", "S3 endpoint URL (empty: AWS) for -driver s3")
 		s3Bucket      = fs.String("s3-bucket", "", "S3 bucket for -driver s3")
 		s3Region      = fs.String("s3-region", "", "S3 region for -driver s3 (default us-east-1)")
@@ -409,6 +410,7 @@ Environment:
 			pick(&p.Swift.User, *swiftUser, "CISTERN_SWIFT_USER")
 			pick(&p.Swift.Key, *swiftKey, "CISTERN_SWIFT_KEY")
 			pick(&p.Swift.Project, *swiftProj, "CISTERN_SWIFT_PROJECT")
+			pick(&p.Swift.ContainerPrefix, *swiftPrefix, "CISTERN_SWIFT_CONTAINER_PREFIX")
 			if err := requireDriverSettings("swift", p.Swift.AuthURL, p.Swift.User, p.Swift.Key); err != nil {
 				return Config{}, err
 			}
@@ -447,7 +449,8 @@ var errVersion = errors.New("version asked for")
 // driverSettings are the flags and variables of each driver's single pool.
 var driverSettings = map[string][][2]string{
 	"swift": {{"swift-auth-url", "CISTERN_SWIFT_AUTH_URL"}, {"swift-user", "CISTERN_SWIFT_USER"},
-		{"swift-key", "CISTERN_SWIFT_KEY"}, {"swift-project", "CISTERN_SWIFT_PROJECT"}},
+		{"swift-key", "CISTERN_SWIFT_KEY"}, {"swift-project", "CISTERN_SWIFT_PROJECT"},
+		{"swift-container-prefix", "CISTERN_SWIFT_CONTAINER_PREFIX"}},
 	"s3": {{"s3-endpoint", "CISTERN_S3_ENDPOINT"}, {"s3-bucket", "CISTERN_S3_BUCKET"}, {"s3-region", "CISTERN_S3_REGION"},
 		{"s3-access-key", "CISTERN_S3_ACCESS_KEY"}, {"s3-secret-key", "CISTERN_S3_SECRET_KEY"}},
 }

@@ -252,6 +252,17 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 	d.released.Store(d.router)
 	var deadLetters *cluster.DeadLetters
 	if d.node != nil {
+		id, err := d.node.ClusterID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.router.BindCluster(ctx, id); err != nil {
+			return nil, err
+		}
+	} else if id, ok := d.router.BoundCluster(ctx); ok {
+		log.Warn().Str("cluster", id).Msg("this store was served by a cluster: its queues answer 503 to a single node (their state is in the cluster's etcd); start the nodes with -etcd")
+	}
+	if d.node != nil {
 		secret, err := d.node.Secret(ctx)
 		if err != nil {
 			return nil, err
