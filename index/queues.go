@@ -81,18 +81,52 @@ func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created
 	err = e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, &drivers.PutOptions{CreateOnly: e.createOnly})
 	e.absent.Remove(q.ref)
 	if errors.Is(err, drivers.ErrPreconditionFailed) {
+		// Another creator won: load what it wrote.
 		_ = e.store.DeleteContainer(ctx, container)
 		if err := q.load(ctx); err != nil {
 			return false, err
 		}
+		if !q.exists {
+			// Refused, yet no entry to read (a store that lags, or
+			// lied): nothing was made; the client may try again.
+			return false, fmt.Errorf("%w: creating %s was refused, and no catalog entry can be read", drivers.ErrUnavailable, q.ref)
+		}
 		return false, nil
 	}
 	if err != nil {
-		_ = e.store.DeleteContainer(ctx, container)
+		// The entry may have landed although its answer was lost: its
+		// container goes only once the store shows that it did not (a
+		// container left behind is a leak; one removed under a live
+		// entry is a damaged queue).
+		landed, known := q.entryLanded(ctx, ent.Gen)
+		switch {
+		case landed:
+			q.created(ent)
+			return true, nil
+		case known:
+			_ = e.store.DeleteContainer(ctx, container)
+		}
 		return false, err
 	}
 	q.created(ent)
 	return true, nil
+}
+
+// entryLanded reads the queue's catalog entry after a write of it failed:
+// landed when it names gen; known false when the store cannot tell now.
+func (q *queue) entryLanded(ctx context.Context, gen string) (landed, known bool) {
+	data, err := q.e.store.Get(ctx, controlContainer, catalogKey(q.ref), nil)
+	if errors.Is(err, drivers.ErrNotFound) {
+		return false, true
+	}
+	if err != nil {
+		return false, false
+	}
+	ent, err := decodeCatalogEntry(data)
+	if err != nil {
+		return false, false // a torn read
+	}
+	return ent.Gen == gen, true
 }
 
 // created makes q the empty queue ent describes.
