@@ -74,16 +74,17 @@ func (e *Engine) QueueDepths() []QueueDepth {
 		}
 		q.mu.Lock()
 		if q.serving() && q.exists {
-			d := QueueDepth{Ref: q.ref, Loaded: true}
+			// The index's count (what the janitor has not swept yet
+			// included, as cistern_queue_messages), and a walk only to
+			// the first live message: a scrape must not walk a deep
+			// queue under its lock.
+			d := QueueDepth{Ref: q.ref, Loaded: true, Messages: q.st.msgs.live}
 			q.st.msgs.each(0, func(m *msg) bool {
 				if m.expires <= now || m.flags&flagMoving != 0 {
 					return true
 				}
-				if d.Messages == 0 {
-					d.Oldest = time.Unix(0, m.created)
-				}
-				d.Messages++
-				return true
+				d.Oldest = time.Unix(0, m.created)
+				return false
 			})
 			out = append(out, d)
 			loaded[q.ref] = true

@@ -435,6 +435,7 @@ func (e *Engine) Janitor() {
 		}
 		q.mu.Unlock()
 	}
+	var unloaded []*queue
 	e.mu.Lock()
 	for ref, q := range e.queues {
 		select {
@@ -445,15 +446,22 @@ func (e *Engine) Janitor() {
 		q.mu.Lock()
 		idle := q.refs == 0 && q.open == nil && !q.flushing && !q.snapDue && len(q.movers) == 0 &&
 			time.Duration(now-q.lastUsed) >= e.opts.IdleTimeout
-		if idle && q.serving() {
-			q.summarize()
-		}
 		q.mu.Unlock()
 		if idle {
 			delete(e.queues, ref)
+			unloaded = append(unloaded, q)
 		}
 	}
 	e.mu.Unlock()
+	// Their depth is remembered outside the engine's lock: a summary
+	// walks the queue, and no request reaches it any more.
+	for _, q := range unloaded {
+		q.mu.Lock()
+		if q.serving() {
+			q.summarize()
+		}
+		q.mu.Unlock()
+	}
 }
 
 // Loaded returns how many queues are in memory.

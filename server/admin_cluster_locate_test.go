@@ -1,17 +1,11 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/rs/zerolog"
-
-	"github.com/cistern-mq/cistern/drivers"
-	"github.com/cistern-mq/cistern/drivers/memdriver"
-	"github.com/cistern-mq/cistern/index"
-	"github.com/cistern-mq/cistern/placement"
 )
 
 // TestQueuePoolInCluster: the admin route answers on any node: the owner
@@ -19,19 +13,7 @@ import (
 // owner instead of forwarding (the owner's public listener has no admin
 // routes).
 func TestQueuePoolInCluster(t *testing.T) {
-	st := memdriver.New()
-	r, err := placement.Open(context.Background(), placement.Options{
-		Pools: []placement.PoolSpec{{Name: "a", URI: "mem:a", Weight: 100}},
-		Open:  func(context.Context, placement.PoolSpec) (drivers.Store, error) { return st, nil },
-		NewEngine: func(ctx context.Context, _ string, s drivers.Store) (*index.Engine, error) {
-			return index.Open(ctx, index.Options{Store: s, Logger: zerolog.Nop(), NoJanitor: true})
-		},
-		Logger: zerolog.Nop(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	r := memRouter(t, false)
 	fc := &fakeCluster{owner: map[string]string{}, def: "self"}
 	srv, err := New(Options{Engine: r, Pools: r, Logger: zerolog.Nop(), Cluster: fc, NodeID: "node-a"})
 	if err != nil {

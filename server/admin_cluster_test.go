@@ -19,20 +19,7 @@ import (
 // from every node's configuration in cluster mode; the admin API says so
 // with a 409, not a 500 or a silent change only one node sees.
 func TestAdminChangesRefusedInClusterMode(t *testing.T) {
-	st := memdriver.New()
-	r, err := placement.Open(context.Background(), placement.Options{
-		Pools: []placement.PoolSpec{{Name: "a", URI: "mem:a", Weight: 100}},
-		Open:  func(context.Context, placement.PoolSpec) (drivers.Store, error) { return st, nil },
-		NewEngine: func(ctx context.Context, _ string, s drivers.Store) (*index.Engine, error) {
-			return index.Open(ctx, index.Options{Store: s, Logger: zerolog.Nop(), NoJanitor: true})
-		},
-		Logger:  zerolog.Nop(),
-		Cluster: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
+	r := memRouter(t, true)
 	srv, err := New(Options{Engine: r, Pools: r, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -59,4 +46,25 @@ func TestAdminChangesRefusedInClusterMode(t *testing.T) {
 func jsonHasTitle(body, title string) bool {
 	var v struct{ Title string }
 	return json.Unmarshal([]byte(body), &v) == nil && v.Title == title
+}
+
+// memRouter is a placement router over one mem pool "a", in cluster mode
+// or not.
+func memRouter(t *testing.T, clustered bool) *placement.Router {
+	t.Helper()
+	st := memdriver.New()
+	r, err := placement.Open(context.Background(), placement.Options{
+		Pools: []placement.PoolSpec{{Name: "a", URI: "mem:a", Weight: 100}},
+		Open:  func(context.Context, placement.PoolSpec) (drivers.Store, error) { return st, nil },
+		NewEngine: func(ctx context.Context, _ string, s drivers.Store) (*index.Engine, error) {
+			return index.Open(ctx, index.Options{Store: s, Logger: zerolog.Nop(), NoJanitor: true})
+		},
+		Logger:  zerolog.Nop(),
+		Cluster: clustered,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

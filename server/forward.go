@@ -125,7 +125,7 @@ func (f *forwarder) close() { f.transport.CloseIdleConnections() }
 func (f *forwarder) route(rq *request) (*url.URL, error) {
 	self, owner := f.cluster.Owner(rq.project, rq.queue())
 	if !self && owner == "" {
-		self, owner = f.waitOwner(rq)
+		self, owner, _ = f.waitOwner(rq, func(self bool, owner string) bool { return self || owner != "" })
 	}
 	switch {
 	case self:
@@ -151,23 +151,25 @@ func (f *forwarder) route(rq *request) (*url.URL, error) {
 // it out is answered instead of refused.
 const ownerWait = 3 * time.Second
 
-// waitOwner polls the ownership of rq's queue until someone owns it, the
-// request's context ends or ownerWait has passed.
-func (f *forwarder) waitOwner(rq *request) (bool, string) {
+// waitOwner polls the ownership of rq's queue until done(self, owner) holds,
+// the request's context ends or ownerWait has passed; it returns the last
+// answer and whether done held.
+func (f *forwarder) waitOwner(rq *request, done func(self bool, owner string) bool) (bool, string, bool) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	give := time.NewTimer(ownerWait)
 	defer give.Stop()
 	for {
+		self, owner := f.cluster.Owner(rq.project, rq.queue())
+		if done(self, owner) {
+			return self, owner, true
+		}
 		select {
 		case <-rq.ctx().Done():
-			return false, ""
+			return self, owner, false
 		case <-give.C:
-			return false, ""
+			return self, owner, false
 		case <-tick.C:
-		}
-		if self, owner := f.cluster.Owner(rq.project, rq.queue()); self || owner != "" {
-			return self, owner
 		}
 	}
 }
@@ -282,7 +284,7 @@ func (t *redial) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil || !errors.As(err, &op) || op.Op != "dial" {
 		return resp, err
 	}
-	owner := t.f.waitOtherOwner(t.rq, req.URL.Host)
+	owner := t.f.otherOwner(t.rq, req.URL.Host)
 	if owner == nil {
 		return nil, err
 	}
@@ -292,30 +294,26 @@ func (t *redial) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.f.transport.RoundTrip(again)
 }
 
-// waitOtherOwner waits up to ownerWait for rq's queue to have an owner other
+// otherOwner waits up to ownerWait for rq's queue to have an owner other
 // than the one at host (nil if none, or if it is this node now: the client
 // retries then).
-func (f *forwarder) waitOtherOwner(rq *request, host string) *url.URL {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	give := time.NewTimer(ownerWait)
-	defer give.Stop()
-	for {
-		self, owner := f.cluster.Owner(rq.project, rq.queue())
+func (f *forwarder) otherOwner(rq *request, host string) *url.URL {
+	var u *url.URL
+	self, _, ok := f.waitOwner(rq, func(self bool, owner string) bool {
 		if self {
-			return nil
+			return true
 		}
-		if u, err := url.Parse(owner); owner != "" && err == nil && u.Host != host && (u.Scheme == "http" || u.Scheme == "https") {
-			return u
+		p, err := url.Parse(owner)
+		if owner == "" || err != nil || p.Host == host || (p.Scheme != "http" && p.Scheme != "https") {
+			return false
 		}
-		select {
-		case <-rq.ctx().Done():
-			return nil
-		case <-give.C:
-			return nil
-		case <-tick.C:
-		}
+		u = p
+		return true
+	})
+	if !ok || self {
+		return nil
 	}
+	return u
 }
 
 // warnWriter logs each line written to it as a warning.
