@@ -14,20 +14,41 @@ import (
 	"github.com/cistern-mq/cistern/drivers"
 )
 
-// bodyLoc says where a message body lives: a byte range of a log object.
+// bodyLoc says where a message body lives: a byte range of a log object
+// or of a body object, or in memory while it is only in the journal.
 type bodyLoc struct {
 	container string
 	log       uint64
+	inBodyObj bool // log names a body object (body/<seq>), not a log
 	off, size uint32
 	seq       uint64
 	crc       uint32
-	checked   bool // crc holds the body's CRC-32C
+	checked   bool   // crc holds the body's CRC-32C
+	mem       []byte // the body itself, when held in memory
+	inMem     bool
+}
+
+// key is the object the body is in.
+func (l bodyLoc) key() string {
+	if l.inBodyObj {
+		return bodyObjectKey(l.log)
+	}
+	return logKey(l.log)
 }
 
 // bodyLoc says where m's body is. Callers hold q.mu.
 func (q *queue) bodyLoc(m *msg) bodyLoc {
-	return bodyLoc{container: q.container, log: m.bodyLog, off: m.bodyOff, size: m.bodyLen, seq: m.seq,
-		crc: m.bodyCRC, checked: m.flags&flagBodyCRC != 0}
+	l := bodyLoc{container: q.container, log: m.bodyLog, inBodyObj: m.flags&flagBodyObj != 0,
+		off: m.bodyOff, size: m.bodyLen, seq: m.seq, crc: m.bodyCRC, checked: m.flags&flagBodyCRC != 0}
+	if m.flags&flagJournal != 0 {
+		l.mem, l.inMem = q.st.pinned[m.seq], true
+	} else if body, ok := q.folding[m.seq]; ok {
+		l.mem, l.inMem = body, true
+	}
+	if l.inMem && l.mem == nil {
+		l.mem = []byte{}
+	}
+	return l
 }
 
 type bodyKey struct {
@@ -110,7 +131,9 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 	out := make([][]byte, len(locs))
 	var miss []int
 	for i, l := range locs {
-		if b, ok := e.bodies.get(bodyKey{l.container, l.seq}); ok {
+		if l.inMem {
+			out[i] = l.mem
+		} else if b, ok := e.bodies.get(bodyKey{l.container, l.seq}); ok {
 			out[i] = b
 		} else if l.size == 0 {
 			out[i] = []byte{}
@@ -120,8 +143,8 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 	}
 	sort.Slice(miss, func(a, b int) bool {
 		la, lb := locs[miss[a]], locs[miss[b]]
-		if la.container != lb.container || la.log != lb.log {
-			return la.container < lb.container || la.container == lb.container && la.log < lb.log
+		if la.container != lb.container || la.key() != lb.key() {
+			return la.container < lb.container || la.container == lb.container && la.key() < lb.key()
 		}
 		return la.off < lb.off
 	})
@@ -131,13 +154,13 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 		hi := int64(first.off) + int64(first.size)
 		for end < len(miss) {
 			l := locs[miss[end]]
-			if l.container != first.container || l.log != first.log || int64(l.off)+int64(l.size)-int64(first.off) > spanLimit {
+			if l.container != first.container || l.key() != first.key() || int64(l.off)+int64(l.size)-int64(first.off) > spanLimit {
 				break
 			}
 			hi = max(hi, int64(l.off)+int64(l.size))
 			end++
 		}
-		data, err := e.store.Get(ctx, first.container, logKey(first.log),
+		data, err := e.store.Get(ctx, first.container, first.key(),
 			&drivers.GetOptions{Range: &drivers.Range{Offset: int64(first.off), Length: hi - int64(first.off)}})
 		if err != nil && !errors.Is(err, drivers.ErrNotFound) {
 			return nil, err
@@ -146,7 +169,7 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 			// A live body's object is there but the read came back short
 			// (torn on its way): never serve what is left as the body.
 			return nil, fmt.Errorf("%w: %s/%s: read %d bytes of %d", drivers.ErrUnavailable,
-				first.container, logKey(first.log), len(data), hi-int64(first.off))
+				first.container, first.key(), len(data), hi-int64(first.off))
 		}
 		for _, i := range miss[start:end] {
 			l := locs[i]
@@ -159,7 +182,7 @@ func (e *Engine) readBodies(ctx context.Context, locs []bodyLoc) ([][]byte, erro
 			body := bytes.Clone(data[lo : lo+int64(l.size)])
 			if l.checked && crc32.Checksum(body, castagnoli) != l.crc {
 				return nil, fmt.Errorf("%w: %s/%s: body of message %d does not match its checksum", drivers.ErrUnavailable,
-					l.container, logKey(l.log), l.seq)
+					l.container, l.key(), l.seq)
 			}
 			out[i] = body
 			e.bodies.add(bodyKey{l.container, l.seq}, body)

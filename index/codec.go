@@ -25,7 +25,10 @@ import (
 
 const (
 	logMagic  = "CSTLOG01"
-	snapMagic = "CSTSNP02"
+	snapMagic = "CSTSNP03"
+	// snapMagicV2 is the second snapshot format, still read: its bodies
+	// are all in log objects (no body objects).
+	snapMagicV2 = "CSTSNP02"
 	// snapMagicV1 is the first snapshot format, still read: it has no
 	// body checksums.
 	snapMagicV1 = "CSTSNP01"

@@ -11,15 +11,15 @@ import (
 // writeSnapshot puts the snapshot taken as of log seq (after that log is
 // in the store), records it in the catalog entry, and only then collects
 // older snapshots and dead logs. live counts the bodies per log object
-// that the snapshot holds.
-func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64, data []byte, live map[uint64]int) {
+// that the snapshot holds. It reports whether the snapshot is recorded.
+func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64, data []byte, live map[uint64]int) bool {
 	e := q.e
 	if err := e.store.Put(ctx, container, snapKey(seq), data, nil); err != nil {
 		e.log.Warn().Err(err).Str("queue", q.ref.String()).Uint64("snapshot", seq).Msg("snapshot write failed; will retry later")
 		q.mu.Lock()
-		q.logsSinceSnap = e.opts.SnapshotLogs / 2 // retry sooner than usual
+		q.logsSinceSnap = max(q.logsSinceSnap, e.opts.SnapshotLogs/2) // retry sooner than usual
 		q.mu.Unlock()
-		return
+		return false
 	}
 	q.mu.Lock()
 	q.snaps = append(q.snaps, seq)
@@ -28,6 +28,7 @@ func (q *queue) writeSnapshot(ctx context.Context, container string, seq uint64,
 	if recorded {
 		q.collect(ctx, container, live)
 	}
+	return recorded
 }
 
 // recordSnapshotLocked writes seq into the queue's catalog entry as its
@@ -61,7 +62,7 @@ func (q *queue) recordSnapshotLocked(ctx context.Context, seq uint64) bool {
 }
 
 // collect deletes what the two newest snapshots make unnecessary: older
-// snapshots, and log objects up to the older of the two that hold no
+// snapshots, and log and body objects up to the older of the two that hold no
 // message body live in the newest snapshot (live: the logs it counts
 // bodies in; no later change can bring a body back to life). Logs after
 // the older snapshot stay, so that a recovery that starts from that one (a listing or a catalog read that lags) still finds
@@ -90,6 +91,14 @@ func (q *queue) collect(ctx context.Context, container string, live map[uint64]i
 	}
 	if err == nil {
 		err = drivers.DeleteMany(ctx, e.store, container, logs)
+	}
+	var bodies []string
+	if err == nil && e.journal != nil {
+		// Body objects of folds (fold.go) go by the same rule as logs.
+		bodies, err = q.listBelow(ctx, container, bodyPrefix, keep, func(s uint64) bool { return live[s] == 0 })
+	}
+	if err == nil {
+		err = drivers.DeleteMany(ctx, e.store, container, bodies)
 	}
 	if err != nil {
 		e.log.Warn().Err(err).Str("queue", q.ref.String()).Msg("garbage collection failed; the next snapshot tries again")

@@ -92,33 +92,48 @@ func (q *queue) flushLoop() {
 		var snap []byte
 		var snapSeq uint64
 		var snapLive map[uint64]int
+		var fold *foldPlan
 		if b != nil {
 			q.logsSinceSnap++
 		}
 		// With no batch behind b, the index reflects exactly the logs up
-		// to b (or lastLog): the moment to take a snapshot, if one is due.
-		if len(q.pending) == 0 && q.open == nil && (q.snapDue || q.logsSinceSnap >= q.e.opts.SnapshotLogs) {
-			snapSeq = q.lastLog
-			if b != nil {
-				snapSeq = b.seq
+		// to b (or lastLog): the moment to take a snapshot, or to fold
+		// the queue out of the journal, if one is due.
+		if len(q.pending) == 0 && q.open == nil && (q.snapDue || q.logsSinceSnap >= q.e.opts.SnapshotLogs || q.foldDue()) {
+			if q.e.journal != nil {
+				if !q.e.journal.isFenced() {
+					fold = q.planFoldLocked(b)
+				}
+			} else {
+				snapSeq = q.lastLog
+				if b != nil {
+					snapSeq = b.seq
+				}
+				snap = encodeSnapshot(q.st, snapSeq, q.e.now())
+				// What the snapshot holds is durable once it is written;
+				// the index may by then hold changes that are not (a
+				// delete whose write will fail): collection goes by the
+				// snapshot.
+				snapLive = maps.Clone(q.st.logLive)
 			}
-			snap = encodeSnapshot(q.st, snapSeq, q.e.now())
-			// What the snapshot holds is durable once it is written;
-			// the index may by then hold changes that are not (a delete
-			// whose write will fail): collection goes by the snapshot.
-			snapLive = maps.Clone(q.st.logLive)
 			q.snapDue = false
 			q.logsSinceSnap = 0
 			q.lastSnapAt = q.e.now()
 		}
-		container := q.container
+		container, gen := q.container, q.entry.Gen
 		q.mu.Unlock()
 
 		if b != nil {
-			err := q.writeLog(ctx, container, b)
-			if err == nil && q.e.fence != nil {
-				// Cluster mode: durable means committed (fence.go).
-				err = q.commitHead(ctx, func(h head) head { h.Log = b.seq; return h })
+			var err error
+			switch {
+			case q.e.journal != nil:
+				err = q.e.journal.commit(q.ref, gen, b.seq, b.w.finish())
+			default:
+				err = q.writeLog(ctx, container, b)
+				if err == nil && q.e.fence != nil {
+					// Cluster mode: durable means committed (fence.go).
+					err = q.commitHead(ctx, func(h head) head { h.Log = b.seq; return h })
+				}
 			}
 			q.mu.Lock()
 			if err != nil {
@@ -140,6 +155,9 @@ func (q *queue) flushLoop() {
 			}
 			q.mu.Unlock()
 			close(b.done)
+		}
+		if fold != nil && !q.writeFold(ctx, container, fold) {
+			return
 		}
 		if snap != nil {
 			q.writeSnapshot(ctx, container, snapSeq, snap, snapLive)

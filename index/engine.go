@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,16 @@ type Options struct {
 	// Fence, when set, is cluster mode: several nodes share the store, and
 	// each queue's head is committed through the fence (fence.go).
 	Fence Fence
+	// NoJournal writes each queue's batches as log objects of its own
+	// instead of through the node's journal (journal.go). Cluster mode
+	// never journals.
+	NoJournal bool
+	// FoldBytes folds a queue out of the journal once the bodies it holds
+	// in memory for it weigh that much (default 4 MiB); PinnedBytes folds
+	// the heaviest queues when all of them together weigh more (default
+	// 256 MiB). Otherwise a queue folds when a snapshot is due.
+	FoldBytes   int
+	PinnedBytes int
 }
 
 func (o *Options) defaults() error {
@@ -119,6 +130,12 @@ func (o *Options) defaults() error {
 	if o.WriteRetries <= 0 {
 		o.WriteRetries = 3
 	}
+	if o.FoldBytes <= 0 {
+		o.FoldBytes = 4 << 20
+	}
+	if o.PinnedBytes <= 0 {
+		o.PinnedBytes = 256 << 20
+	}
 	return nil
 }
 
@@ -146,6 +163,9 @@ type Engine struct {
 	// learnt in only: another owner may have created the queue since.
 	absent *lru.Cache[QueueRef, int64]
 	fence  Fence // nil: single node
+	// journal is the node's group commit for all its queues; nil in
+	// cluster mode or with NoJournal.
+	journal *journal
 	dead   atomic.Pointer[DeadLetterPoster]
 	// damaged remembers the queues found with their objects missing
 	// (ErrQueueDamaged), for operators (DamagedQueues); a delete forgets.
@@ -159,8 +179,9 @@ type Engine struct {
 	// moved remembers queues migrated away, so that a request routed here
 	// before the move is sent on (ErrMoved) instead of making the queue
 	// anew. Adopt and ClearMoved forget an entry.
-	moved  map[QueueRef]bool
-	closed bool
+	moved   map[QueueRef]bool
+	closing bool // Close is folding the journal; requests still run
+	closed  bool
 
 	ops  sync.WaitGroup // requests holding a queue
 	wg   sync.WaitGroup // flushers, movers, cleaners, the janitor
@@ -211,6 +232,26 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		e.log.Warn().Str("driver", opts.Store.Capabilities().Driver).
 			Msg("store cannot refuse overwrites: log writes are not fenced, so run one Cistern node per store")
 	}
+	if e.fence == nil && !opts.NoJournal {
+		e.journal = newJournal(e)
+		if err := e.journal.recover(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if e.fence != nil {
+		// A single node stopped without Close (kill -9) may have left
+		// batches in its journal that no queue's container holds yet;
+		// cluster mode reads containers and heads only.
+		j := newJournal(e)
+		if err := j.recover(ctx); err != nil {
+			return nil, err
+		}
+		if _, sections := j.stats(); sections > 0 {
+			return nil, fmt.Errorf("index: the store's journal holds %d batches not folded into their queues "+
+				"(a single node stopped without SIGTERM): start Cistern once on this store without -etcd and stop it with SIGTERM, "+
+				"which folds them, then start the cluster", sections)
+		}
+	}
 	e.wg.Go(func() { e.emptyTrash(context.Background()) })
 	if !opts.NoJanitor {
 		e.wg.Go(e.janitorLoop)
@@ -222,16 +263,47 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 // its goroutines and unloads every queue.
 func (e *Engine) Close() error {
 	e.mu.Lock()
-	if e.closed {
+	if e.closed || e.closing {
 		e.mu.Unlock()
 		return nil
 	}
+	e.closing = true
+	e.mu.Unlock()
+	if e.journal != nil {
+		// A clean stop leaves every queue folded and the journal empty,
+		// so that the store holds each queue whole in its own container
+		// (what cluster mode and migrations read). A fold releases what
+		// the fold before it holds: two rounds.
+		for range 2 {
+			e.foldAll()
+			e.waitFlushers(time.Minute)
+		}
+	}
+	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
 	// Requests under way finish first: their group commits still flush.
 	e.ops.Wait()
+	if e.journal != nil {
+		// What they journaled is folded too.
+		e.mu.Lock()
+		for _, q := range e.queues {
+			q.mu.Lock()
+			if q.phase == phaseServing && q.exists && q.logsSinceSnap > 0 {
+				q.snapDue = true
+				q.startFlush()
+			}
+			q.mu.Unlock()
+		}
+		e.mu.Unlock()
+	}
 	close(e.stop)
 	e.wg.Wait()
+	if e.journal != nil {
+		if err := e.journal.trim(context.Background()); err != nil {
+			e.log.Warn().Err(err).Msg("trimming the journal at close failed")
+		}
+	}
 	return nil
 }
 
@@ -418,8 +490,18 @@ func (e *Engine) Janitor() {
 		}
 	}
 	e.mu.Unlock()
+	type weight struct {
+		q      *queue
+		pinned int
+	}
+	var heavy []weight
+	pinned := 0
 	for _, q := range qs {
 		q.mu.Lock()
+		if q.serving() && q.exists && q.st.pinnedBytes > 0 {
+			heavy = append(heavy, weight{q, q.st.pinnedBytes})
+			pinned += q.st.pinnedBytes
+		}
 		if q.serving() {
 			q.st.sweep(now)
 			if len(q.st.moving) > 0 && q.frozen == nil {
@@ -427,13 +509,39 @@ func (e *Engine) Janitor() {
 				// store was away) are tried again.
 				q.startMovers()
 			}
-			if q.open == nil && !q.flushing && q.logsSinceSnap > 0 &&
-				time.Duration(now-q.lastSnapAt) >= e.opts.SnapshotInterval {
+			due := q.logsSinceSnap > 0 && time.Duration(now-q.lastSnapAt) >= e.opts.SnapshotInterval
+			// Nothing new since the last fold, but the journal keeps what
+			// the fold before it held: one more fold releases it.
+			refold := q.logsSinceSnap == 0 && e.journal != nil && e.journal.has(q.ref)
+			if q.open == nil && !q.flushing && (due || refold) {
 				q.snapDue = true
 				q.startFlush()
 			}
 		}
 		q.mu.Unlock()
+	}
+	if pinned > e.opts.PinnedBytes {
+		// Bodies held for the journal weigh too much: fold the heaviest
+		// queues until half the bound is left.
+		slices.SortFunc(heavy, func(a, b weight) int { return b.pinned - a.pinned })
+		for _, w := range heavy {
+			if pinned <= e.opts.PinnedBytes/2 {
+				break
+			}
+			w.q.mu.Lock()
+			if w.q.serving() {
+				w.q.snapDue = true
+				w.q.startFlush()
+			}
+			w.q.mu.Unlock()
+			pinned -= w.pinned
+		}
+	}
+	if e.journal != nil {
+		e.foldUnloaded()
+		if err := e.journal.trim(context.Background()); err != nil {
+			e.log.Warn().Err(err).Msg("trimming the journal failed; the next pass tries again")
+		}
 	}
 	var unloaded []*queue
 	e.mu.Lock()
@@ -447,6 +555,9 @@ func (e *Engine) Janitor() {
 		idle := q.refs == 0 && q.open == nil && !q.flushing && !q.snapDue && len(q.movers) == 0 &&
 			time.Duration(now-q.lastUsed) >= e.opts.IdleTimeout
 		q.mu.Unlock()
+		if idle && e.journal != nil && e.journal.has(ref) {
+			idle = false // folds first (the snapshot interval is shorter)
+		}
 		if idle {
 			delete(e.queues, ref)
 			unloaded = append(unloaded, q)

@@ -91,7 +91,8 @@ func TestPostListClaimDelete(t *testing.T) {
 
 func TestGroupCommit(t *testing.T) {
 	mem := newMem()
-	e := openEngine(t, mem, newFakeClock(), nil)
+	// One queue's own logs; TestJournalGroupCommit has the journal's.
+	e := openEngine(t, mem, newFakeClock(), func(o *Options) { o.NoJournal = true })
 	q := QueueRef{Project: "p", Name: "gc"}
 	if _, err := e.CreateQueue(ctx, q, nil); err != nil {
 		t.Fatal(err)

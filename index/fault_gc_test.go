@@ -38,7 +38,8 @@ func TestFaultCollectKeepsBodiesOfFailedDeletes(t *testing.T) {
 		return nil
 	}})
 	f.Add(faultstore.Rule{Verbs: []faultstore.Verb{faultstore.List}, KeyPrefix: "log/", Effect: faultstore.Delay})
-	e := openFault(t, f) // a snapshot every 4 logs
+	// Per-queue logs: the journal's folds snapshot at the same moment.
+	e := openFaultWith(t, index.Options{Store: f, NoJournal: true}) // a snapshot every 4 logs
 	ref := index.QueueRef{Project: "p", Name: "gc"}
 	x := postOne(t, e, ref, `"X"`) // alone in log 1
 	for i := range 7 {
@@ -66,7 +67,7 @@ func TestFaultCollectKeepsBodiesOfFailedDeletes(t *testing.T) {
 	if string(got[0].Body) != `"X"` {
 		t.Errorf("X is live but its body reads %q: its log object was collected", got[0].Body)
 	}
-	e2 := openFault(t, base)
+	e2 := openFaultWith(t, index.Options{Store: base, NoJournal: true})
 	got, err = e2.GetMessages(ctx, ref, []string{x})
 	if err != nil || len(got) != 1 || string(got[0].Body) != `"X"` {
 		t.Errorf("after reopen X = %q, %v", bodiesOf(got), err)

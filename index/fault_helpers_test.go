@@ -2,6 +2,7 @@ package index_test
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -23,7 +24,20 @@ func openFault(t *testing.T, s drivers.Store) *index.Engine {
 
 func openFaultClock(t *testing.T, s drivers.Store, clk *enginetest.Clock) *index.Engine {
 	t.Helper()
-	e, err := index.Open(ctx, index.Options{Store: s, Clock: clk, Logger: zerolog.Nop(), NoJanitor: true, SnapshotLogs: 4})
+	return openFaultWith(t, index.Options{Store: s, Clock: clk})
+}
+
+// openFaultWith opens an engine with o, a snapshot every 4 logs.
+func openFaultWith(t *testing.T, o index.Options) *index.Engine {
+	t.Helper()
+	o.Logger, o.NoJanitor, o.SnapshotLogs = zerolog.Nop(), true, 4
+	if os.Getenv("CISTERN_TEST_LOG") != "" {
+		o.Logger = zerolog.New(os.Stderr).Level(zerolog.DebugLevel)
+	}
+	if o.Clock == nil {
+		o.Clock = enginetest.NewClock()
+	}
+	e, err := index.Open(ctx, o)
 	if err != nil {
 		t.Fatalf("index.Open: %v", err)
 	}

@@ -14,8 +14,11 @@ import (
 //	cistern-control/            the control container
 //	  catalog/<ref key>         catalogEntry (JSON): the queue exists, as generation <gen>
 //	  trash/<gen>               a deleted queue whose container is still being emptied
+//	  journal/<seq>             one group commit of the whole node: sections of many queues
+//	  journal-start             the oldest journal object recovery must read (JSON)
 //	q-<gen>/                    one container per queue generation
-//	  log/<seq>                 one group commit; <seq> is 20 zero-padded digits
+//	  log/<seq>                 one group commit of the queue alone; <seq> is 20 zero-padded digits
+//	  body/<seq>                bodies a fold copied out of the journal
 //	  snap/<seq>                the queue's index as of log <seq>
 //
 // A ref key is "<escaped project>/<queue>": the project with "%" and "/"
@@ -36,6 +39,9 @@ const (
 	containerPrefix  = "q-"
 	logPrefix        = "log/"
 	snapPrefix       = "snap/"
+	bodyPrefix       = "body/"
+	journalPrefix    = "journal/"
+	journalStartKey  = "journal-start"
 )
 
 // RefKey is "<escaped project>/<queue>", the part of a key that names a
@@ -82,6 +88,13 @@ func queueContainer(gen string) string { return containerPrefix + gen }
 
 func logKey(seq uint64) string  { return fmt.Sprintf("%s%020d", logPrefix, seq) }
 func snapKey(seq uint64) string { return fmt.Sprintf("%s%020d", snapPrefix, seq) }
+
+// bodyObjectKey is a body object of a queue, written by a fold (fold.go).
+func bodyObjectKey(seq uint64) string { return fmt.Sprintf("%s%020d", bodyPrefix, seq) }
+
+// journalKey is one object of the node's journal (journal.go), in the
+// control container.
+func journalKey(seq journalSeq) string { return fmt.Sprintf("%s%020d", journalPrefix, uint64(seq)) }
 
 // parseSeqKey reads the sequence of a log or snapshot key with prefix.
 func parseSeqKey(key, prefix string) (uint64, bool) {

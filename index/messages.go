@@ -102,11 +102,18 @@ func (e *Engine) post(ctx context.Context, ref QueueRef, clientID string, msgs [
 		for _, nm := range msgs {
 			r := &postRec{Seq: q.st.nextSeq, Created: now, TTL: nm.TTL, Delay: nm.Delay, Client: clientID, Origin: origin, Body: nm.Body}
 			off := b.w.post(r)
-			q.st.applyPost(r, b.seq, off)
+			m := q.st.applyPost(r, b.seq, off)
 			b.maxMsgSeq = r.Seq
-			// The body is cached only once its log object is durable
-			// (flushLoop): a failed write must not leave it behind.
-			b.bodies = append(b.bodies, postedBody{r.Seq, nm.Body})
+			if e.journal != nil {
+				// Its log is a journal section: the body stays in
+				// memory until a fold moves it (fold.go).
+				q.st.pin(m, nm.Body)
+			} else {
+				// The body is cached only once its log object is
+				// durable (flushLoop): a failed write must not leave it
+				// behind.
+				b.bodies = append(b.bodies, postedBody{r.Seq, nm.Body})
+			}
 			ids = append(ids, q.messageID(r.Seq))
 		}
 		return q.commit(ctx, b)

@@ -40,7 +40,9 @@ func (e *Engine) Locate(ctx context.Context, ref QueueRef) (loc Location, exists
 
 func (q *queue) location() (Location, error) {
 	entry, err := json.Marshal(q.entry)
-	return Location{Container: q.container, LastLog: q.lastLog, Entry: entry}, err
+	// A fold takes a number of its own for its snapshot and body object
+	// (fold.go): the highest number used, not the last log.
+	return Location{Container: q.container, LastLog: max(q.lastLog, q.nextLog-1), Entry: entry}, err
 }
 
 // Frozen is a queue held still for a migration: requests wait until
@@ -96,6 +98,13 @@ func (e *Engine) Freeze(ctx context.Context, ref QueueRef) (*Frozen, error) {
 			return nil, b.err
 		}
 	}
+	if e.journal != nil {
+		if err := q.foldNow(ctx); err != nil {
+			f := &Frozen{e: e, q: q}
+			f.Abort()
+			return nil, err
+		}
+	}
 	q.mu.Lock()
 	loc, err := q.location()
 	q.mu.Unlock()
@@ -121,6 +130,9 @@ func (f *Frozen) Commit(ctx context.Context) error {
 	}
 	container := q.container
 	e.depths.Remove(q.ref) // its new pool reports it
+	if e.journal != nil {
+		e.journal.drop(q.ref)
+	}
 	e.mu.Lock()
 	e.moved[q.ref] = true
 	e.mu.Unlock()
@@ -248,8 +260,10 @@ func CopyQueue(ctx context.Context, src, dst drivers.Store, container string) (l
 			if err := copyObject(ctx, src, dst, container, o.Key); err != nil {
 				return 0, err
 			}
-			if seq, ok := parseSeqKey(o.Key, logPrefix); ok && seq > lastLog {
-				lastLog = seq
+			for _, prefix := range numberedPrefixes {
+				if seq, ok := parseSeqKey(o.Key, prefix); ok && seq > lastLog {
+					lastLog = seq
+				}
 			}
 		}
 		if p.Next == "" {
@@ -259,13 +273,19 @@ func CopyQueue(ctx context.Context, src, dst drivers.Store, container string) (l
 	}
 }
 
-// CopyLogs copies the log objects from through to of the queue in
-// container from src to dst, by their sequence numbers: a listing could
-// miss the newest.
+// numberedPrefixes are the kinds of a queue's objects named by a log
+// number: logs, snapshots and the body objects of folds.
+var numberedPrefixes = []string{logPrefix, snapPrefix, bodyPrefix}
+
+// CopyLogs copies the objects numbered from through to of the queue in
+// container (logs, and the snapshots and body objects of folds) from src
+// to dst, by their numbers: a listing could miss the newest.
 func CopyLogs(ctx context.Context, src, dst drivers.Store, container string, from, to uint64) error {
 	for seq := from; seq <= to; seq++ {
-		if err := copyObject(ctx, src, dst, container, logKey(seq)); err != nil {
-			return err
+		for _, key := range []string{logKey(seq), snapKey(seq), bodyObjectKey(seq)} {
+			if err := copyObject(ctx, src, dst, container, key); err != nil {
+				return err
+			}
 		}
 		if seq == to { // to may be the largest sequence there is
 			break

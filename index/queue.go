@@ -45,6 +45,11 @@ type queue struct {
 	lastSnapAt    int64
 	snaps         []uint64                 // snapshots known to exist, ascending
 	movers        map[uint64]chan struct{} // moves under way; closed when each ends
+	// folding holds the bodies a fold moved out of the journal until its
+	// body object is in the store (fold.go); foldCut is the last batch
+	// the last recorded fold holds (0: none since the load).
+	folding map[uint64][]byte
+	foldCut uint64
 
 	// Cluster mode (fence.go, cluster.go): the head last committed, and
 	// the generation of a catalog entry no head backs (a create or delete
@@ -71,6 +76,9 @@ func (q *queue) load(ctx context.Context) error {
 	data, err := e.store.Get(ctx, controlContainer, catalogKey(q.ref), nil)
 	if errors.Is(err, drivers.ErrNotFound) {
 		e.absent.Add(q.ref, 0)
+		if e.journal != nil {
+			e.journal.drop(q.ref) // sections of a queue deleted since
+		}
 		return nil // a queue that does not exist (yet)
 	}
 	if err != nil {
@@ -191,6 +199,13 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 			return q.damaged(err)
 		}
 	}
+	journaled := 0
+	if e.journal != nil && h == nil {
+		// Batches committed through the journal and not folded yet.
+		if last, journaled, err = e.journal.replay(ctx, q, st, ent.Gen, last); err != nil {
+			return err
+		}
+	}
 	if next := e.burned.take(q.ref); next > st.nextSeq {
 		st.nextSeq = next
 	}
@@ -201,8 +216,8 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 	q.nextLog = last + 1
 	q.durableSeq = st.nextSeq - 1
 	q.snaps = snaps
-	q.logsSinceSnap = replayed
-	e.log.Debug().Str("queue", q.ref.String()).Uint64("snapshot", from).Int("logs", replayed).
+	q.logsSinceSnap = replayed + journaled
+	e.log.Debug().Str("queue", q.ref.String()).Uint64("snapshot", from).Int("logs", replayed).Int("journaled", journaled).
 		Int("messages", st.msgs.live).Dur("took", time.Since(start)).Msg("queue recovered")
 	return nil
 }

@@ -219,6 +219,9 @@ func (e *Engine) DeleteQueue(ctx context.Context, ref QueueRef) error {
 		}
 		container = q.container
 		q.leave(phaseStale)
+		if e.journal != nil {
+			e.journal.drop(ref)
+		}
 		return nil
 	})
 	if errors.Is(err, ErrQueueDamaged) {

@@ -60,7 +60,7 @@ func encodeSnapshot(s *state, logSeq uint64, now int64) []byte {
 		b = binary.AppendUvarint(b, claimIx[m.claim]) // 0 when none or expired
 		b = binary.AppendUvarint(b, clientIx[m.client])
 		b = binary.AppendUvarint(b, uint64(m.claimCount))
-		b = append(b, m.flags&(flagMoving|flagBodyCRC))
+		b = append(b, m.flags&(flagMoving|flagBodyCRC|flagBodyObj))
 		if m.flags&flagBodyCRC != 0 {
 			b = binary.BigEndian.AppendUint32(b, m.bodyCRC)
 		}
@@ -92,9 +92,11 @@ func decodeSnapshot(data []byte) (*state, uint64, error) {
 	if len(data) < len(snapMagic)+4 {
 		return nil, 0, fmt.Errorf("%w: not a snapshot", errCorrupt)
 	}
-	flagsKept := flagMoving | flagBodyCRC
+	flagsKept := flagMoving | flagBodyCRC | flagBodyObj
 	switch string(data[:len(snapMagic)]) {
 	case snapMagic:
+	case snapMagicV2:
+		flagsKept = flagMoving | flagBodyCRC
 	case snapMagicV1:
 		flagsKept = flagMoving
 	default:

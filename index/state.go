@@ -31,6 +31,14 @@ const (
 	// back by a ranged GET is checked. Snapshots of the first format did
 	// not carry it.
 	flagBodyCRC
+	// flagJournal: the message was posted through the node's journal
+	// (journal.go) and not folded yet: bodyLog is its batch, and the
+	// body is held in state.pinned until a fold copies it into a body
+	// object. Never in a snapshot.
+	flagJournal
+	// flagBodyObj: the body is in the queue's body object bodyLog
+	// (body/<seq>, written by a fold) rather than in log object bodyLog.
+	flagBodyObj
 )
 
 // chunk is a run of messages in sequence order.
@@ -171,6 +179,11 @@ type state struct {
 	// moving lists messages recorded as moving to a dead-letter queue and
 	// not yet deleted here: recovery finishes their move.
 	moving map[uint64]movingTarget
+	// pinned holds the bodies of live messages whose body is only in the
+	// journal (flagJournal), until a fold copies them into a body object;
+	// pinnedBytes is what they weigh.
+	pinned      map[uint64][]byte
+	pinnedBytes int
 }
 
 type movingTarget struct {
@@ -187,6 +200,26 @@ func newState() *state {
 		logLive:  map[uint64]int{},
 		origins:  map[string]uint64{},
 		moving:   map[uint64]movingTarget{},
+		pinned:   map[uint64][]byte{},
+	}
+}
+
+// pin marks m, just posted through the journal, as holding its body in
+// memory until the next fold: its log object is a journal section, which
+// garbage collection of the queue's own objects does not count.
+func (s *state) pin(m *msg, body []byte) {
+	s.unlive(m.bodyLog)
+	m.flags |= flagJournal
+	s.pinned[m.seq] = body
+	s.pinnedBytes += len(body)
+}
+
+// unlive uncounts one live body in log (or body) object seq.
+func (s *state) unlive(seq uint64) {
+	if n := s.logLive[seq] - 1; n > 0 {
+		s.logLive[seq] = n
+	} else {
+		delete(s.logLive, seq)
 	}
 }
 
@@ -260,10 +293,11 @@ func (s *state) removeMsg(m *msg) {
 		}
 		m.claim = 0
 	}
-	if n := s.logLive[m.bodyLog] - 1; n > 0 {
-		s.logLive[m.bodyLog] = n
+	if m.flags&flagJournal != 0 {
+		s.pinnedBytes -= len(s.pinned[m.seq])
+		delete(s.pinned, m.seq)
 	} else {
-		delete(s.logLive, m.bodyLog)
+		s.unlive(m.bodyLog)
 	}
 	delete(s.moving, m.seq)
 	s.msgs.remove(m)

@@ -170,7 +170,15 @@ func Run(t *testing.T, s drivers.Store, short bool) {
 	h := func(t *testing.T) *Harness { return &Harness{T: t, Store: s, Clock: NewClock(), Project: project} }
 	t.Run("Lifecycle", func(t *testing.T) { Lifecycle(h(t)) })
 	t.Run("CrashRecovery", func(t *testing.T) { CrashRecovery(h(t), short) })
-	t.Run("Fencing", func(t *testing.T) { Fencing(h(t)) })
+	t.Run("JournalFencing", func(t *testing.T) { JournalFencing(h(t)) })
+	// Each queue's own logs, without the node's journal.
+	logs := func(t *testing.T) *Harness {
+		hh := h(t)
+		hh.Opts = func(o *index.Options) { o.NoJournal = true }
+		return hh
+	}
+	t.Run("Fencing", func(t *testing.T) { Fencing(logs(t)) })
+	t.Run("CrashRecoveryLogs", func(t *testing.T) { CrashRecovery(logs(t), true) })
 	t.Run("DeadLetter", func(t *testing.T) { DeadLetter(h(t)) })
 	t.Run("ConcurrentConsumers", func(t *testing.T) { ConcurrentConsumers(h(t), short) })
 }
@@ -394,6 +402,48 @@ func CrashRecovery(h *Harness, short bool) {
 		}
 		e2.Close()
 		h.Clock.Advance(120 * time.Second) // old claims lapse before the next round
+	}
+}
+
+// JournalFencing: two engines on one store, each with its journal (one
+// node per store is the rule; this is what happens when it is broken).
+// The first to write a journal number keeps writing; the other is refused
+// for good, so nothing it holds (older than what the first wrote) reaches
+// the store, and nothing the first acknowledged is lost.
+func JournalFencing(h *Harness) {
+	t := h.T
+	if h.Store.Capabilities().CreateOnly == drivers.CreateOnlyNone {
+		t.Skip("the store cannot refuse an overwrite: fencing needs create-only puts (docs/storage.md)")
+	}
+	ref := h.Ref("jfence")
+	a, _ := h.Open()
+	b, _ := h.Open()
+	var acked []string
+	for _, body := range []string{`"a1"`, `"a2"`} {
+		ids, err := a.Post(ctx, ref, "c", []index.NewMessage{{Body: json.RawMessage(body), TTL: 3600}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, ids...)
+	}
+	for _, body := range []string{`"b1"`, `"b2"`} {
+		if _, err := b.Post(ctx, ref, "c", []index.NewMessage{{Body: json.RawMessage(body), TTL: 3600}}); !errors.Is(err, index.ErrFenced) {
+			t.Fatalf("b's post %s over a's journal: %v, want ErrFenced", body, err)
+		}
+	}
+	ids, err := a.Post(ctx, ref, "c", []index.NewMessage{{Body: json.RawMessage(`"a3"`), TTL: 3600}})
+	if err != nil {
+		t.Fatalf("a after b was refused: %v", err)
+	}
+	acked = append(acked, ids...)
+	c, _ := h.Open()
+	got := listAll(t, c, ref)
+	var have []string
+	for _, m := range got {
+		have = append(have, m.ID)
+	}
+	if !slices.Equal(have, acked) {
+		t.Fatalf("after both: %v, want exactly a's %v", have, acked)
 	}
 }
 

@@ -22,8 +22,10 @@ func withFaults(s drivers.Store) *faultstore.Store {
 		return ctx.Err()
 	}})
 	put := []faultstore.Verb{faultstore.Put}
-	f.Add(faultstore.Rule{Verbs: put, KeyPrefix: "log/", Prob: 0.03})
-	f.Add(faultstore.Rule{Verbs: put, KeyPrefix: "log/", Prob: 0.05, Effect: faultstore.LostAnswer})
+	for _, prefix := range []string{"log/", "journal/", "body/"} {
+		f.Add(faultstore.Rule{Verbs: put, KeyPrefix: prefix, Prob: 0.03})
+		f.Add(faultstore.Rule{Verbs: put, KeyPrefix: prefix, Prob: 0.05, Effect: faultstore.LostAnswer})
+	}
 	f.Add(faultstore.Rule{Prob: 0.2, Effect: faultstore.Delay, Latency: time.Millisecond})
 	return f
 }
