@@ -166,7 +166,7 @@ type Engine struct {
 	// journal is the node's group commit for all its queues; nil in
 	// cluster mode or with NoJournal.
 	journal *journal
-	dead   atomic.Pointer[DeadLetterPoster]
+	dead    atomic.Pointer[DeadLetterPoster]
 	// damaged remembers the queues found with their objects missing
 	// (ErrQueueDamaged), for operators (DamagedQueues); a delete forgets.
 	damaged *lru.Cache[QueueRef, struct{}]
