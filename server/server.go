@@ -33,6 +33,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -100,6 +101,18 @@ type Options struct {
 	// NodeID names this node in cluster mode: forwarded requests carry it
 	// and the admin /v2/health shows it. Required with Cluster.
 	NodeID string
+	// Subscriptions keeps the queues' subscriptions; nil: the server has
+	// none (subscriptions.go).
+	Subscriptions *notify.Store
+	// Notify, when set, is told of posts and new subscriptions, so that
+	// delivery starts at once instead of at its next scan.
+	Notify Notifier
+}
+
+// Notifier is told what delivery should look at now (notify.Deliverer).
+type Notifier interface {
+	Posted(ref index.QueueRef)
+	Created(sub notify.Subscription)
 }
 
 // DefaultRequestTimeout is Options.RequestTimeout when zero: longer than a
@@ -130,6 +143,8 @@ type Server struct {
 	cluster        Cluster    // nil: single node
 	nodeID         string     // with cluster
 	fwd            *forwarder // nil: single node
+	subs           *notify.Store
+	notify         Notifier // nil: none
 }
 
 // New checks o and builds a Server.
@@ -152,6 +167,8 @@ func New(o Options) (*Server, error) {
 		reqTimeout: o.RequestTimeout,
 		cluster:    o.Cluster,
 		nodeID:     o.NodeID,
+		subs:       o.Subscriptions,
+		notify:     o.Notify,
 	}
 	if o.Cluster != nil && o.NodeID == "" {
 		return nil, errors.New("server: Options.NodeID is required with Options.Cluster")
