@@ -58,4 +58,3 @@ func FuzzSubKey(f *testing.F) {
 		}
 	})
 }
-
