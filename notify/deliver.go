@@ -79,6 +79,7 @@ type Deliverer struct {
 	posted  map[index.QueueRef]bool  // queues posted to since the scan loop looked
 	hosts   map[string]chan struct{} // per-host request slots
 	created map[subKeyT]Subscription // new subscriptions to start
+	notices chan struct{}            // slots of confirmation notices in flight
 }
 
 // NewDeliverer starts delivering: at once every subscription in the store
@@ -115,6 +116,7 @@ func NewDeliverer(o DeliverOptions) (*Deliverer, error) {
 		o: o, log: o.Logger.With().Str("component", "notify").Logger(),
 		wake: make(chan struct{}, 1), active: map[subKeyT]bool{}, queues: map[index.QueueRef]bool{},
 		posted: map[index.QueueRef]bool{}, hosts: map[string]chan struct{}{}, created: map[subKeyT]Subscription{},
+		notices: make(chan struct{}, maxNotices),
 	}
 	d.client = &http.Client{
 		Timeout: o.RequestTimeout,
@@ -139,7 +141,11 @@ func NewDeliverer(o DeliverOptions) (*Deliverer, error) {
 // Close stops delivery and waits for every worker; what they owed stays
 // in the store for the next Deliverer.
 func (d *Deliverer) Close() {
+	// Cancelled under mu, where workers are added after checking it, so
+	// that none is added once Wait has begun.
+	d.mu.Lock()
 	d.cancel()
+	d.mu.Unlock()
 	d.wg.Wait()
 	d.client.CloseIdleConnections()
 }
@@ -157,7 +163,55 @@ func (d *Deliverer) Posted(ref index.QueueRef) {
 	d.poke()
 }
 
-// Created tells the deliverer of a new subscription.
+// maxNotices bounds the confirmation notices in flight; more are dropped
+// (logged): the client can ask for one again by creating the
+// subscription again.
+const maxNotices = 64
+
+// Notice sends body (a confirmation or unsubscribe notice) to sub's
+// subscriber in the background, retried on sub's schedule, not beyond it.
+// Unlike messages, notices are not kept in the store: a crash loses them,
+// as in Zaqar, and creating the subscription again sends a new one.
+func (d *Deliverer) Notice(sub Subscription, body []byte) {
+	select {
+	case d.notices <- struct{}{}:
+	default:
+		d.log.Warn().Str("subscriber", sub.Subscriber).Msg("too many confirmation notices in flight; this one is dropped")
+		return
+	}
+	d.mu.Lock()
+	if d.ctx.Err() != nil {
+		d.mu.Unlock()
+		<-d.notices
+		return
+	}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		defer func() { <-d.notices }()
+		_, header, err := payload(sub, index.Message{}, d.o.Now())
+		if err != nil {
+			return
+		}
+		waits, _ := d.policy(sub).Schedule()
+		for attempt := 0; ; attempt++ {
+			err := d.post(sub.Subscriber, body, header)
+			if err == nil {
+				return
+			}
+			if attempt >= len(waits) {
+				d.log.Warn().Err(err).Str("subscriber", sub.Subscriber).Msg("confirmation notice not delivered")
+				return
+			}
+			if waits[attempt] > 0 && d.o.Wait(d.ctx, waits[attempt]) != nil {
+				return
+			}
+		}
+	}()
+}
+
+// Created tells the deliverer of a new or changed subscription.
 func (d *Deliverer) Created(sub Subscription) {
 	d.mu.Lock()
 	d.queues[sub.Queue] = true
@@ -307,9 +361,15 @@ func (d *Deliverer) drain(k subKeyT) error {
 		}
 		policy := d.policy(sub)
 		for _, m := range msgs {
-			// Messages older than the subscription are not owed to it,
-			// as in Zaqar, which notifies of posts after it subscribed.
-			if !m.Created.Before(sub.Created) {
+			// Messages older than the subscription (or, with
+			// confirmation required, than its confirmation) are not
+			// owed to it, as in Zaqar, which notifies of posts made
+			// while it is subscribed.
+			since := sub.Created
+			if d.o.RequireConfirmation && sub.ConfirmedAt.After(since) {
+				since = sub.ConfirmedAt
+			}
+			if !m.Created.Before(since) {
 				if err := d.deliver(sub, m, policy, cur); err != nil {
 					return err
 				}

@@ -368,3 +368,39 @@ func TestRetrySchedule(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestDeliverConfirmedOnly: with confirmation required, a subscription is
+// owed what is posted once it is confirmed, and notices reach it.
+func TestDeliverConfirmedOnly(t *testing.T) {
+	w := newWorld(t, fsStore(t), enginetest.NewClock())
+	defer w.eng.Close()
+	rcv := newReceiver(t, func(int) int { return 0 })
+	sub, _, err := w.subs.Create(context.Background(), testRef, rcv.srv.URL, 3600, json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDeliverer(DeliverOptions{Store: w.subs, Source: w.eng, Logger: zerolog.Nop(), Now: w.clk.Now,
+		Wait: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }, Allow: loopback, RequireConfirmation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	w.post(t, testRef, 100, 1) // while unconfirmed: never owed
+	d.Posted(testRef)
+	d.Notice(sub, []byte(`{"Message_Type": "SubscriptionConfirmation"}`))
+	drivertest.Eventually(t, "the notice", func() bool { return len(rcv.taken()) == 1 })
+	if got := rcv.taken()[0]; got["Message_Type"] != "SubscriptionConfirmation" {
+		t.Fatalf("notice %v", got)
+	}
+	w.clk.Advance(time.Second)
+	yes := true
+	sub, err = w.subs.Update(context.Background(), testRef, sub.ID, Patch{Confirmed: &yes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clk.Advance(time.Second)
+	w.post(t, testRef, 0, 2)
+	d.Created(sub)
+	drivertest.Eventually(t, "2 deliveries", func() bool { return len(rcv.taken()) >= 3 })
+	checkInOrder(t, rcv.taken()[1:], 2)
+}

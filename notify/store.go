@@ -178,27 +178,36 @@ type Patch struct {
 	Confirmed  *bool
 }
 
-// Update applies p. A new subscriber that the queue already has gives
-// ErrExists; a new TTL counts from now, as in Zaqar.
-func (s *Store) Update(ctx context.Context, ref index.QueueRef, id ID, p Patch) error {
+// Update applies p and returns the subscription as it now is. A new
+// subscriber that the queue already has gives ErrExists; a new TTL counts
+// from now, as in Zaqar.
+func (s *Store) Update(ctx context.Context, ref index.QueueRef, id ID, p Patch) (Subscription, error) {
+	sub, err := s.update(ctx, ref, id, p)
+	if err != nil {
+		return Subscription{}, err
+	}
+	return sub, nil
+}
+
+func (s *Store) update(ctx context.Context, ref index.QueueRef, id ID, p Patch) (Subscription, error) {
 	sub, err := s.Get(ctx, ref, id)
 	if err != nil {
-		return err
+		return sub, err
 	}
 	oldSubscriber := sub.Subscriber
 	if p.Subscriber != nil && *p.Subscriber != sub.Subscriber {
 		won, err := s.claimSubscriber(ctx, ref, *p.Subscriber, id)
 		if err != nil {
-			return err
+			return sub, err
 		}
 		if won != id {
 			if _, err := s.Get(ctx, ref, won); err == nil {
-				return ErrExists
+				return sub, ErrExists
 			} else if !errors.Is(err, ErrNotFound) {
-				return err
+				return sub, err
 			}
 			if err := s.st.Put(ctx, controlContainer, subscriberKey(ref, *p.Subscriber), []byte(id), nil); err != nil {
-				return err
+				return sub, err
 			}
 		}
 		sub.Subscriber = *p.Subscriber
@@ -211,15 +220,18 @@ func (s *Store) Update(ctx context.Context, ref index.QueueRef, id ID, p Patch) 
 		sub.Options = p.Options
 	}
 	if p.Confirmed != nil {
+		if *p.Confirmed && !sub.Confirmed {
+			sub.ConfirmedAt = s.now()
+		}
 		sub.Confirmed = *p.Confirmed
 	}
 	if err := s.put(ctx, sub); err != nil {
-		return err
+		return sub, err
 	}
 	if sub.Subscriber != oldSubscriber {
-		return s.releaseSubscriber(ctx, ref, oldSubscriber, id)
+		return sub, s.releaseSubscriber(ctx, ref, oldSubscriber, id)
 	}
-	return nil
+	return sub, nil
 }
 
 // releaseSubscriber deletes the uniqueness record of subscriber if it

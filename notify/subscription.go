@@ -79,6 +79,9 @@ type Subscription struct {
 	Confirmed  bool
 	Created    time.Time
 	Expires    time.Time // Created (or the last TTL change) + TTL
+	// ConfirmedAt is when Confirmed last became true (zero: never). With
+	// confirmation required, only messages posted since are owed.
+	ConfirmedAt time.Time
 }
 
 // record is a Subscription as stored.
@@ -92,12 +95,15 @@ type record struct {
 	Confirmed  bool            `json:"confirmed"`
 	Created    int64           `json:"created"` // unix ns
 	Expires    int64           `json:"expires"` // unix ns
+	// ConfirmedAt is unix ns; absent (0) when never confirmed.
+	ConfirmedAt int64 `json:"confirmed_at,omitempty"`
 }
 
 func encodeRecord(s Subscription) ([]byte, error) {
 	return json.Marshal(record{
 		ID: s.ID, Project: s.Queue.Project, Queue: s.Queue.Name, Subscriber: s.Subscriber, TTL: s.TTL,
 		Options: s.Options, Confirmed: s.Confirmed, Created: s.Created.UnixNano(), Expires: s.Expires.UnixNano(),
+		ConfirmedAt: unixNano(s.ConfirmedAt),
 	})
 }
 
@@ -113,8 +119,22 @@ func decodeRecord(data []byte) (Subscription, error) {
 	return Subscription{
 		ID: r.ID, Queue: index.QueueRef{Project: r.Project, Name: r.Queue}, Subscriber: r.Subscriber,
 		TTL: r.TTL, Options: r.Options, Confirmed: r.Confirmed,
-		Created: time.Unix(0, r.Created), Expires: time.Unix(0, r.Expires),
+		Created: time.Unix(0, r.Created), Expires: time.Unix(0, r.Expires), ConfirmedAt: fromUnixNano(r.ConfirmedAt),
 	}, nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // Cursor is how far delivery to one subscription got: every message of

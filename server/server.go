@@ -105,14 +105,23 @@ type Options struct {
 	// none (subscriptions.go).
 	Subscriptions *notify.Store
 	// Notify, when set, is told of posts and new subscriptions, so that
-	// delivery starts at once instead of at its next scan.
+	// delivery starts at once instead of at its next scan, and sends the
+	// confirmation notices.
 	Notify Notifier
+	// RequireConfirmation is Zaqar's require_confirmation: new
+	// subscriptions get a confirmation notice with a signed URL (it needs
+	// SharedSecret), and only confirmed ones are delivered to (give the
+	// deliverer the same setting).
+	RequireConfirmation bool
 }
 
 // Notifier is told what delivery should look at now (notify.Deliverer).
 type Notifier interface {
 	Posted(ref index.QueueRef)
+	// Created is told of a new or changed subscription.
 	Created(sub notify.Subscription)
+	// Notice sends a confirmation notice to sub's subscriber.
+	Notice(sub notify.Subscription, body []byte)
 }
 
 // DefaultRequestTimeout is Options.RequestTimeout when zero: longer than a
@@ -145,6 +154,8 @@ type Server struct {
 	fwd            *forwarder // nil: single node
 	subs           *notify.Store
 	notify         Notifier // nil: none
+	// requireConfirmation: Options.RequireConfirmation.
+	requireConfirmation bool
 }
 
 // New checks o and builds a Server.
@@ -169,6 +180,8 @@ func New(o Options) (*Server, error) {
 		nodeID:     o.NodeID,
 		subs:       o.Subscriptions,
 		notify:     o.Notify,
+
+		requireConfirmation: o.RequireConfirmation,
 	}
 	if o.Cluster != nil && o.NodeID == "" {
 		return nil, errors.New("server: Options.NodeID is required with Options.Cluster")

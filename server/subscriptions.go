@@ -214,6 +214,7 @@ func (s *Server) createSubscription(rq *request) (reply, error) {
 	if s.notify != nil {
 		s.notify.Created(sub)
 	}
+	s.sendConfirmNotice(rq, sub, ttl, false)
 	return reply{status: http.StatusCreated, location: path,
 		body: map[string]notify.ID{"subscription_id": sub.ID}}, nil
 }
@@ -243,8 +244,12 @@ func (s *Server) updateSubscription(rq *request) (reply, error) {
 		return reply{}, errNotFound404
 	}
 	p := notify.Patch{Subscriber: d.subscriber, TTL: d.ttl, Options: d.options}
-	if err := s.subs.Update(rq.ctx(), rq.ref(), rq.subscriptionID(), p); err != nil {
+	sub, err := s.subs.Update(rq.ctx(), rq.ref(), rq.subscriptionID(), p)
+	if err != nil {
 		return reply{}, err
+	}
+	if s.notify != nil {
+		s.notify.Created(sub)
 	}
 	return reply{status: http.StatusNoContent, location: rq.r.URL.Path}, nil
 }
@@ -269,8 +274,15 @@ func (s *Server) confirmSubscription(rq *request) (reply, error) {
 	if s.subs == nil {
 		return reply{}, errNotFound404
 	}
-	if err := s.subs.Update(rq.ctx(), rq.ref(), rq.subscriptionID(), notify.Patch{Confirmed: &confirmed}); err != nil {
+	sub, err := s.subs.Update(rq.ctx(), rq.ref(), rq.subscriptionID(), notify.Patch{Confirmed: &confirmed})
+	if err != nil {
 		return reply{}, err
+	}
+	if s.notify != nil {
+		s.notify.Created(sub)
+	}
+	if !confirmed {
+		s.sendConfirmNotice(rq, sub, s.lim.DefaultSubscriptionTTL, true)
 	}
 	return reply{status: http.StatusNoContent, location: rq.r.URL.Path}, nil
 }

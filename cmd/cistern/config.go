@@ -89,6 +89,10 @@ type Config struct {
 	// subscribers may be on beside public addresses: loopback, private and
 	// link-local ones are refused unless listed here.
 	SubscriberAllow []string `yaml:"subscriber_allow"`
+	// RequireConfirmation is Zaqar's require_confirmation: subscribers get
+	// a confirmation notice (signed with the signed-URL secret) and only
+	// confirmed subscriptions are delivered to.
+	RequireConfirmation bool `yaml:"require_confirmation"`
 	// subscriberAllow is SubscriberAllow as Validate parsed it.
 	subscriberAllow []netip.Prefix
 }
@@ -301,6 +305,7 @@ Environment:
 		nodeID        = fs.String("node-id", "", "this node's id in the cluster (default: host name-listen port); env CISTERN_NODE_ID")
 		advertise     = fs.String("advertise", "", "URL the other nodes forward requests to (default: http:// and -listen, which then needs a host); env CISTERN_ADVERTISE")
 		subAllow      = fs.String("subscriber-allow", "", "comma-separated networks webhook subscribers may be on besides public addresses, like 127.0.0.0/8 (loopback, private and link-local ones are refused by default); env CISTERN_SUBSCRIBER_ALLOW")
+		requireConf   = fs.Bool("require-confirmation", false, "send new subscribers a confirmation notice with a signed URL (needs the signed-URL secret) and deliver only to confirmed subscriptions")
 		reqTimeout    = fs.Duration("request-timeout", 0, "deadline of every request, after which a store that does not answer makes a 503 (default 10s; env CISTERN_REQUEST_TIMEOUT)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -382,6 +387,9 @@ Environment:
 	}
 	if *adminPprof {
 		cfg.AdminPprof = true
+	}
+	if *requireConf {
+		cfg.RequireConfirmation = true
 	}
 	cfg.secretInArgs = *secret != ""
 	if cfg.SignedURLSecretFile != "" {
@@ -528,6 +536,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	c.subscriberAllow = allow
+	if c.RequireConfirmation && c.SignedURLSecret == "" {
+		return errors.New("require_confirmation needs the signed-URL secret, which signs the confirmation URLs")
+	}
 	if c.RequestTimeout < 0 {
 		return fmt.Errorf("request_timeout %s is negative", c.RequestTimeout)
 	}

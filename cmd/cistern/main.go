@@ -302,22 +302,23 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		return nil, err
 	}
 	d.deliverer, err = notify.NewDeliverer(notify.DeliverOptions{Store: subs, Source: d.router, Logger: log,
-		Allow: cfg.subscriberAllow})
+		Allow: cfg.subscriberAllow, RequireConfirmation: cfg.RequireConfirmation})
 	if err != nil {
 		return nil, err
 	}
 	so := server.Options{
-		Subscriptions:  subs,
-		Notify:         d.deliverer,
-		Engine:         d.router,
-		Pools:          d.router,
-		Logger:         log,
-		Limits:         cfg.Limits,
-		SharedSecret:   cfg.SignedURLSecret,
-		Registry:       reg,
-		Keystone:       ks,
-		PublicMetrics:  cfg.MetricsListen == metricsPublic,
-		RequestTimeout: cfg.RequestTimeout,
+		Subscriptions:       subs,
+		Notify:              d.deliverer,
+		RequireConfirmation: cfg.RequireConfirmation,
+		Engine:              d.router,
+		Pools:               d.router,
+		Logger:              log,
+		Limits:              cfg.Limits,
+		SharedSecret:        cfg.SignedURLSecret,
+		Registry:            reg,
+		Keystone:            ks,
+		PublicMetrics:       cfg.MetricsListen == metricsPublic,
+		RequestTimeout:      cfg.RequestTimeout,
 	}
 	if d.node != nil {
 		so.Cluster, so.NodeID = d.node, cfg.Cluster.NodeID

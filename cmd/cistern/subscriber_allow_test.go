@@ -31,3 +31,13 @@ func TestSubscriberAllow(t *testing.T) {
 		})
 	}
 }
+
+func TestRequireConfirmationNeedsSecret(t *testing.T) {
+	if _, err := parseConfig([]string{"-require-confirmation"}, env(nil)); err == nil || !strings.Contains(err.Error(), "signed-URL secret") {
+		t.Fatalf("err = %v", err)
+	}
+	cfg, err := parseConfig([]string{"-require-confirmation"}, env(map[string]string{"CISTERN_SIGNED_URL_SECRET": "s"}))
+	if err != nil || !cfg.RequireConfirmation {
+		t.Fatalf("cfg %v err %v", cfg.RequireConfirmation, err)
+	}
+}
