@@ -356,6 +356,10 @@ func (d *Deliverer) drain(k subKeyT) error {
 		}
 		msgs, err := d.o.Source.List(d.ctx, k.ref, index.ListOptions{Marker: cur.Seq, Limit: batchSize,
 			Echo: true, IncludeClaimed: true, IncludeDelayed: true})
+		if errors.Is(err, index.ErrNotOwner) {
+			// Cluster mode: the node that owns the queue delivers it.
+			return nil
+		}
 		if err != nil || len(msgs) == 0 {
 			return err
 		}

@@ -87,8 +87,7 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	case errors.Is(err, notify.ErrNotFound):
 		return errNotFound404 // Zaqar's bare falcon.HTTPNotFound()
 	case errors.Is(err, notify.ErrExists):
-		return &apiError{status: http.StatusConflict, title: "Resource conflict",
-			description: "Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI."}
+		return errSubscriptionExists
 	case errors.Is(err, index.ErrClaimNotFound):
 		return notFound(fmt.Sprintf("Claim %s does not exist in queue %s for project %s", rq.vars["claim_id"], q, p))
 	case errors.Is(err, index.ErrMessageNotFound):

@@ -46,6 +46,11 @@ func (s *Server) subscriptionView(sub notify.Subscription) subscriptionView {
 		Age: ageSeconds(s.now(), sub.Created), Options: sub.Options, Confirmed: sub.Confirmed}
 }
 
+// errSubscriptionExists is Zaqar's 409 for a subscriber a queue already
+// has (its text lacks a space, as Zaqar's does).
+var errSubscriptionExists = &apiError{status: http.StatusConflict, title: "Resource conflict",
+	description: "Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI."}
+
 var errNoSubscriptions = badRequest("Subscriptions not supported", "subscriptions are not supported by this server")
 
 // subscriptionDoc is a decoded POST or PATCH body.
@@ -207,9 +212,9 @@ func (s *Server) createSubscription(rq *request) (reply, error) {
 	}
 	path := rq.queuePath() + "/subscriptions"
 	if !created && sub.Confirmed {
-		return reply{}, &apiError{status: http.StatusConflict, title: "Resource conflict",
-			description: "Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI.",
-			header:      map[string]string{"Location": path}}
+		e := *errSubscriptionExists
+		e.header = map[string]string{"Location": path}
+		return reply{}, &e
 	}
 	if s.notify != nil {
 		s.notify.Created(sub)
