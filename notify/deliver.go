@@ -259,6 +259,11 @@ func (d *Deliverer) scanAll() {
 	seen := map[index.QueueRef]bool{}
 	err := d.o.Store.Each(d.ctx, func(ref index.QueueRef, id ID) error {
 		seen[ref] = true
+		// Known before the worker starts, so that a post landing after
+		// the worker read the queue still wakes it.
+		d.mu.Lock()
+		d.queues[ref] = true
+		d.mu.Unlock()
 		d.start(subKeyT{ref, id})
 		return nil
 	})
@@ -269,9 +274,6 @@ func (d *Deliverer) scanAll() {
 		return
 	}
 	d.mu.Lock()
-	for ref := range seen {
-		d.queues[ref] = true
-	}
 	for ref := range d.queues {
 		if !seen[ref] {
 			delete(d.queues, ref)
