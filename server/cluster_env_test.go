@@ -21,6 +21,7 @@ import (
 	"github.com/cistern-mq/cistern/drivers/fsdriver"
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/index/enginetest"
+	"github.com/cistern-mq/cistern/notify"
 )
 
 // clusterEtcdEnv, when set to an etcd client URL, makes newEnv build a
@@ -159,6 +160,9 @@ func newClusterEnv(t testing.TB, o envOpts, endpoint string) *env {
 		so := Options{Engine: m.eng, Logger: zerolog.Nop(), SharedSecret: "test-secret", Cluster: m.node, NodeID: id}
 		if !o.real {
 			so.Clock = e.clk.Now
+		}
+		if so.Subscriptions, err = notify.NewStore(ctx, stores[i], so.Clock); err != nil {
+			t.Fatal(err)
 		}
 		if o.server != nil {
 			o.server(&so)

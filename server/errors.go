@@ -9,6 +9,7 @@ import (
 
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -83,6 +84,10 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 	}
 	q, p := rq.queue(), rq.project
 	switch {
+	case errors.Is(err, notify.ErrNotFound):
+		return errNotFound404 // Zaqar's bare falcon.HTTPNotFound()
+	case errors.Is(err, notify.ErrExists):
+		return errSubscriptionExists
 	case errors.Is(err, index.ErrClaimNotFound):
 		return notFound(fmt.Sprintf("Claim %s does not exist in queue %s for project %s", rq.vars["claim_id"], q, p))
 	case errors.Is(err, index.ErrMessageNotFound):

@@ -16,6 +16,7 @@ import (
 	"github.com/cistern-mq/cistern/drivers/fsdriver"
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/index/enginetest"
+	"github.com/cistern-mq/cistern/notify"
 )
 
 const (
@@ -75,6 +76,11 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if !o.real {
 		so.Clock = e.clk.Now
 	}
+	subs, err := notify.NewStore(context.Background(), e.store, so.Clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so.Subscriptions = subs
 	if o.server != nil {
 		o.server(&so)
 	}

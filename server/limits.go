@@ -30,6 +30,7 @@ type Limits struct {
 	DefaultMessagesPerPage  int   `yaml:"default_messages_per_page"`  // (10)
 	DefaultQueuesPerPage    int   `yaml:"default_queues_per_page"`    // (10)
 	DefaultMessagesPerClaim int   `yaml:"default_messages_per_claim"` // (10)
+	DefaultSubscriptionTTL  int64 `yaml:"default_subscription_ttl"`   // seconds (3600)
 
 	MaxQueueNameLength int `yaml:"max_queue_name_length"` // (64)
 	MaxProjectIDLength int `yaml:"max_project_id_length"` // (256)
@@ -70,6 +71,7 @@ func DefaultLimits() Limits {
 		DefaultMessagesPerPage:   10,
 		DefaultQueuesPerPage:     10,
 		DefaultMessagesPerClaim:  10,
+		DefaultSubscriptionTTL:   3600,
 		MaxQueueNameLength:       64,
 		MaxProjectIDLength:       256,
 		MaxSmallBody:             64 << 10,
@@ -110,6 +112,7 @@ func (l Limits) withDefaults() Limits {
 	set(&l.DefaultMessagesPerPage, d.DefaultMessagesPerPage)
 	set(&l.DefaultQueuesPerPage, d.DefaultQueuesPerPage)
 	set(&l.DefaultMessagesPerClaim, d.DefaultMessagesPerClaim)
+	set64(&l.DefaultSubscriptionTTL, d.DefaultSubscriptionTTL)
 	set(&l.MaxQueueNameLength, d.MaxQueueNameLength)
 	set(&l.MaxProjectIDLength, d.MaxProjectIDLength)
 	set64(&l.MaxSmallBody, d.MaxSmallBody)
@@ -136,7 +139,7 @@ func (l Limits) Validate() error {
 		"MaxQueueMetadata": l.MaxQueueMetadata, "MaxMessagesPerPage": int64(l.MaxMessagesPerPage),
 		"MaxQueuesPerPage": int64(l.MaxQueuesPerPage), "MaxMessagesPerClaimOrPop": int64(l.MaxMessagesPerClaimOrPop),
 		"MaxSubscriptionsPerPage": int64(l.MaxSubscriptionsPerPage), "DefaultMessageTTL": l.DefaultMessageTTL,
-		"DefaultClaimTTL": l.DefaultClaimTTL, "DefaultClaimGrace": l.DefaultClaimGrace,
+		"DefaultClaimTTL": l.DefaultClaimTTL, "DefaultSubscriptionTTL": l.DefaultSubscriptionTTL, "DefaultClaimGrace": l.DefaultClaimGrace,
 		"DefaultMessagesPerPage": int64(l.DefaultMessagesPerPage), "DefaultQueuesPerPage": int64(l.DefaultQueuesPerPage),
 		"DefaultMessagesPerClaim": int64(l.DefaultMessagesPerClaim), "MaxQueueNameLength": int64(l.MaxQueueNameLength),
 		"MaxProjectIDLength": int64(l.MaxProjectIDLength), "MaxSmallBody": l.MaxSmallBody,
@@ -158,6 +161,7 @@ func (l Limits) Validate() error {
 	within("DefaultMessagesPerPage", int64(l.DefaultMessagesPerPage), 1, int64(l.MaxMessagesPerPage))
 	within("DefaultQueuesPerPage", int64(l.DefaultQueuesPerPage), 1, int64(l.MaxQueuesPerPage))
 	within("DefaultMessagesPerClaim", int64(l.DefaultMessagesPerClaim), 1, int64(l.MaxMessagesPerClaimOrPop))
+	within("DefaultSubscriptionTTL", l.DefaultSubscriptionTTL, minSubscriptionTTL, 100*365*24*3600)
 	// Beyond a century the seconds would overflow a time.Duration.
 	within("MaxSignedURLTTL", l.MaxSignedURLTTL, 1, 100*365*24*3600)
 	return errors.Join(errs...)

@@ -101,6 +101,9 @@ func (s *Server) postMessages(rq *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	if s.notify != nil {
+		s.notify.Posted(rq.ref())
+	}
 	base := rq.queuePath() + "/messages"
 	res := wire.PostResult{Resources: make([]string, len(ids))}
 	for i, id := range ids {

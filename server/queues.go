@@ -315,9 +315,18 @@ func (s *Server) patchQueue(rq *request) (reply, error) {
 	return reply{body: s.withReservedDefaults(meta)}, nil
 }
 
+// deleteQueue answers DELETE /v2/queues/{q}, deleting the queue's
+// subscriptions too: after the queue, so that a failure leaves
+// subscriptions of a missing queue (delivering nothing) rather than a live
+// queue without them.
 func (s *Server) deleteQueue(rq *request) (reply, error) {
 	if err := s.eng.DeleteQueue(rq.ctx(), rq.ref()); err != nil {
 		return reply{}, err
+	}
+	if s.subs != nil {
+		if err := s.subs.DeleteAll(rq.ctx(), rq.ref()); err != nil {
+			return reply{}, err
+		}
 	}
 	return reply{status: http.StatusNoContent}, nil
 }
@@ -351,8 +360,8 @@ func ageSeconds(now, then time.Time) int64 {
 	return max(int64(now.Sub(then)/time.Second), 0)
 }
 
-// purgeQueue answers POST /v2/queues/{q}/purge. Purging subscriptions is a
-// no-op: there are none.
+// purgeQueue answers POST /v2/queues/{q}/purge. Purging subscriptions
+// deletes all of them (Zaqar deletes only the first page of ten).
 func (s *Server) purgeQueue(rq *request) (reply, error) {
 	data, err := s.readSmallBody(rq)
 	if err != nil {
@@ -363,11 +372,15 @@ func (s *Server) purgeQueue(rq *request) (reply, error) {
 		return reply{}, err
 	}
 	for _, t := range p.ResourceTypes {
-		if t == "messages" {
+		switch {
+		case t == "messages":
 			if err := s.eng.Purge(rq.ctx(), rq.ref()); err != nil {
 				return reply{}, err
 			}
-			break
+		case t == "subscriptions" && s.subs != nil:
+			if err := s.subs.DeleteAll(rq.ctx(), rq.ref()); err != nil {
+				return reply{}, err
+			}
 		}
 	}
 	return reply{status: http.StatusNoContent}, nil

@@ -3,10 +3,7 @@ package server
 import (
 	"bytes"
 	_ "embed"
-	"encoding/json"
 	"net/http"
-
-	"github.com/cistern-mq/cistern/server/wire"
 )
 
 // route is one row of the route table.
@@ -52,10 +49,10 @@ var routes = []route{
 	{"DELETE", "/v2/queues/{queue_name}/claims/{claim_id}", (*Server).releaseClaim, "Claim could not be deleted."},
 
 	{"GET", "/v2/queues/{queue_name}/subscriptions", (*Server).listSubscriptions, "Subscriptions could not be listed."},
-	{"POST", "/v2/queues/{queue_name}/subscriptions", (*Server).createSubscription, ""},
-	{"GET", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).getSubscription, ""},
+	{"POST", "/v2/queues/{queue_name}/subscriptions", (*Server).createSubscription, "Subscription could not be created."},
+	{"GET", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).getSubscription, "Subscription could not be retrieved."},
 	{"PATCH", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).updateSubscription, ""},
-	{"DELETE", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).deleteSubscription, ""},
+	{"DELETE", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).deleteSubscription, "Subscription could not be deleted."},
 	{"PUT", "/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", (*Server).confirmSubscription, ""},
 }
 
@@ -86,57 +83,4 @@ func (s *Server) getHome(rq *request) (reply, error) {
 		contentType: "application/json-home",
 		header:      map[string]string{"Cache-Control": "max-age=86400"},
 	}, nil
-}
-
-// Subscriptions. Cistern has no notifier yet, so it answers in the Zaqar
-// shapes that tell the truth: a queue has no subscriptions (list 200 empty,
-// get/update/confirm 404, delete 204 as for any missing subscription), and
-// creating one is refused with 400, whose title and description python-
-// zaqarclient and other clients surface. 501 would be the purer status, but
-// zaqarclient maps only 400/401/403/404/409/500/503 to errors and would
-// take a 501 for success.
-func (s *Server) listSubscriptions(rq *request) (reply, error) {
-	limit, ok, err := rq.q.Int("limit")
-	if err != nil {
-		return reply{}, err
-	}
-	if ok && (limit < 1 || limit > s.lim.MaxSubscriptionsPerPage) {
-		return reply{}, badAPI(limitText(s.lim.MaxSubscriptionsPerPage))
-	}
-	return reply{body: wire.SubscriptionList{Subscriptions: []json.RawMessage{}, Links: []wire.Link{}}}, nil
-}
-
-var errNoSubscriptions = badRequest("Subscriptions not supported", "subscriptions are not supported by this server")
-
-func (s *Server) createSubscription(rq *request) (reply, error) {
-	if _, err := s.readSmallBody(rq); err != nil {
-		return reply{}, err
-	}
-	return reply{}, errNoSubscriptions
-}
-
-func (s *Server) subscriptionNotFound(rq *request) error {
-	return notFound("Subscription " + rq.vars["subscription_id"] + " does not exist")
-}
-
-func (s *Server) getSubscription(rq *request) (reply, error) {
-	return reply{}, s.subscriptionNotFound(rq)
-}
-
-func (s *Server) updateSubscription(rq *request) (reply, error) {
-	if _, err := s.readSmallBody(rq); err != nil {
-		return reply{}, err
-	}
-	return reply{}, s.subscriptionNotFound(rq)
-}
-
-func (s *Server) confirmSubscription(rq *request) (reply, error) {
-	if _, err := s.readSmallBody(rq); err != nil {
-		return reply{}, err
-	}
-	return reply{}, s.subscriptionNotFound(rq)
-}
-
-func (s *Server) deleteSubscription(rq *request) (reply, error) {
-	return reply{status: http.StatusNoContent}, nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -100,6 +101,27 @@ type Options struct {
 	// NodeID names this node in cluster mode: forwarded requests carry it
 	// and the admin /v2/health shows it. Required with Cluster.
 	NodeID string
+	// Subscriptions keeps the queues' subscriptions; nil: the server has
+	// none (subscriptions.go).
+	Subscriptions *notify.Store
+	// Notify, when set, is told of posts and new subscriptions, so that
+	// delivery starts at once instead of at its next scan, and sends the
+	// confirmation notices.
+	Notify Notifier
+	// RequireConfirmation is Zaqar's require_confirmation: new
+	// subscriptions get a confirmation notice with a signed URL (it needs
+	// SharedSecret), and only confirmed ones are delivered to (give the
+	// deliverer the same setting).
+	RequireConfirmation bool
+}
+
+// Notifier is told what delivery should look at now (notify.Deliverer).
+type Notifier interface {
+	Posted(ref index.QueueRef)
+	// Created is told of a new or changed subscription.
+	Created(sub notify.Subscription)
+	// Notice sends a confirmation notice to sub's subscriber.
+	Notice(sub notify.Subscription, body []byte)
 }
 
 // DefaultRequestTimeout is Options.RequestTimeout when zero: longer than a
@@ -130,6 +152,10 @@ type Server struct {
 	cluster        Cluster    // nil: single node
 	nodeID         string     // with cluster
 	fwd            *forwarder // nil: single node
+	subs           *notify.Store
+	notify         Notifier // nil: none
+	// requireConfirmation: Options.RequireConfirmation.
+	requireConfirmation bool
 }
 
 // New checks o and builds a Server.
@@ -152,6 +178,10 @@ func New(o Options) (*Server, error) {
 		reqTimeout: o.RequestTimeout,
 		cluster:    o.Cluster,
 		nodeID:     o.NodeID,
+		subs:       o.Subscriptions,
+		notify:     o.Notify,
+
+		requireConfirmation: o.RequireConfirmation,
 	}
 	if o.Cluster != nil && o.NodeID == "" {
 		return nil, errors.New("server: Options.NodeID is required with Options.Cluster")

@@ -108,10 +108,11 @@ const (
 // errGrantTooLarge is why a grant is refused before any work.
 var errGrantTooLarge = errors.New("signed URL grant exceeds its bounds")
 
-// maxSignedPathLen is the longest path /share can grant:
-// /v2/queues/{longest name}/subscriptions.
+// maxSignedPathLen is the longest path a grant names: the confirmation
+// URL of a subscription, /v2/queues/{longest name}/subscriptions/{id}/confirm
+// (confirm.go); /share grants shorter ones.
 func (s *Server) maxSignedPathLen() int {
-	return len("/v2/queues/") + s.lim.MaxQueueNameLength + len("/subscriptions")
+	return len("/v2/queues/") + s.lim.MaxQueueNameLength + len("/subscriptions/") + 36 + len("/confirm")
 }
 
 // checkGrantBounds bounds a grant's paths and methods.

@@ -216,13 +216,21 @@ func TestWireExamples(t *testing.T) {
 		{name: "76 purge bogus", req: req{method: "POST", path: "/v2/queues/wire-demo/purge", body: `{"resource_types": ["bogus"]}`}, status: 400,
 			want: `{"title": "Invalid API request", "description": "Resource types must be a sub set of {'messages', 'subscriptions'}."}`},
 		{name: "77 stats purged", req: req{method: "GET", path: "/v2/queues/wire-demo/stats"}, status: 200, want: zeros},
-		// Cistern has no subscriptions: creating one is refused.
 		{name: "78 subscribe", req: req{method: "POST", path: "/v2/queues/wire-demo/subscriptions",
-			body: `{"subscriber": "http://127.0.0.1:9/ignored", "ttl": 3600, "options": {}}`}, status: 400,
-			want: `{"title": "Subscriptions not supported", "description": "subscriptions are not supported by this server"}`},
-		{name: "79 subscriptions", req: req{method: "GET", path: "/v2/queues/wire-demo/subscriptions"}, status: 200, want: `{"subscriptions": [], "links": []}`},
-		{name: "80 subscription", req: req{method: "GET", path: "/v2/queues/wire-demo/subscriptions/3a6f697f-e886-4c4b-8986-a9f14e0fa01a"}, status: 404},
-		{name: "81 unsubscribe", req: req{method: "DELETE", path: "/v2/queues/wire-demo/subscriptions/3a6f697f-e886-4c4b-8986-a9f14e0fa01a"}, status: 204},
+			body: `{"subscriber": "http://127.0.0.1:9/ignored", "ttl": 3600, "options": {}}`}, status: 201,
+			header: map[string]string{"Location": "/v2/queues/wire-demo/subscriptions"},
+			check: func(t *testing.T, r *resp) {
+				var out struct {
+					ID string `json:"subscription_id"`
+				}
+				r.decode(t, &out)
+				vars["sub"] = out.ID
+			}},
+		{name: "79 subscriptions", req: req{method: "GET", path: "/v2/queues/wire-demo/subscriptions"}, status: 200,
+			want: `{"subscriptions": [{"id": "{sub}", "source": "wire-demo", "subscriber": "http://127.0.0.1:9/ignored", "ttl": 3600, "age": 0, "options": {}, "confirmed": false}], "links": [{"rel": "next", "href": "/v2/queues/wire-demo/subscriptions?marker={sub}"}]}`},
+		{name: "80 subscription", req: req{method: "GET", path: "/v2/queues/wire-demo/subscriptions/{sub}"}, status: 200,
+			want: `{"id": "{sub}", "source": "wire-demo", "subscriber": "http://127.0.0.1:9/ignored", "ttl": 3600, "age": 0, "options": {}, "confirmed": false}`},
+		{name: "81 unsubscribe", req: req{method: "DELETE", path: "/v2/queues/wire-demo/subscriptions/{sub}"}, status: 204},
 		{name: "82 share", req: req{method: "POST", path: "/v2/queues/wire-demo/share", body: `{"methods": ["GET", "POST"], "paths": ["messages"]}`}, status: 200,
 			check: func(t *testing.T, r *resp) {
 				var sh wire.ShareResult

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cistern-mq/cistern/drivers/s3driver"
 	"github.com/cistern-mq/cistern/drivers/swiftdriver"
+	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/server"
 )
 
@@ -83,6 +85,16 @@ type Config struct {
 	// Cluster is what Validate resolved from Etcd, NodeID and Advertise;
 	// nil: a single node.
 	Cluster *ClusterConfig `yaml:"-"`
+	// SubscriberAllow lists the networks (CIDRs or addresses) that webhook
+	// subscribers may be on beside public addresses: loopback, private and
+	// link-local ones are refused unless listed here.
+	SubscriberAllow []string `yaml:"subscriber_allow"`
+	// RequireConfirmation is Zaqar's require_confirmation: subscribers get
+	// a confirmation notice (signed with the signed-URL secret) and only
+	// confirmed subscriptions are delivered to.
+	RequireConfirmation bool `yaml:"require_confirmation"`
+	// subscriberAllow is SubscriberAllow as Validate parsed it.
+	subscriberAllow []netip.Prefix
 }
 
 // metricsPublic is the MetricsListen that serves /metrics on the public
@@ -257,7 +269,7 @@ Flags:
 Environment:
   CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_METRICS_LISTEN, CISTERN_REQUEST_TIMEOUT,
   CISTERN_DATA, CISTERN_LOG_LEVEL, CISTERN_ETCD, CISTERN_NODE_ID, CISTERN_ADVERTISE,
-  CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
+  CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_SUBSCRIBER_ALLOW, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
   CISTERN_KEYSTONE_USER, CISTERN_KEYSTONE_PASSWORD, CISTERN_KEYSTONE_PROJECT,
   CISTERN_KEYSTONE_USER_DOMAIN, CISTERN_KEYSTONE_PROJECT_DOMAIN; for the -driver flags CISTERN_SWIFT_AUTH_URL,
   CISTERN_SWIFT_USER, CISTERN_SWIFT_KEY, CISTERN_SWIFT_PROJECT, CISTERN_S3_ENDPOINT, CISTERN_S3_BUCKET,
@@ -292,6 +304,8 @@ Environment:
 		etcd          = fs.String("etcd", "", "comma-separated etcd endpoints, like http://127.0.0.1:2379: set, the node runs in cluster mode (docs/cluster.md); env CISTERN_ETCD")
 		nodeID        = fs.String("node-id", "", "this node's id in the cluster (default: host name-listen port); env CISTERN_NODE_ID")
 		advertise     = fs.String("advertise", "", "URL the other nodes forward requests to (default: http:// and -listen, which then needs a host); env CISTERN_ADVERTISE")
+		subAllow      = fs.String("subscriber-allow", "", "comma-separated networks webhook subscribers may be on besides public addresses, like 127.0.0.0/8 (loopback, private and link-local ones are refused by default); env CISTERN_SUBSCRIBER_ALLOW")
+		requireConf   = fs.Bool("require-confirmation", false, "send new subscribers a confirmation notice with a signed URL (needs the signed-URL secret) and deliver only to confirmed subscriptions")
 		reqTimeout    = fs.Duration("request-timeout", 0, "deadline of every request, after which a store that does not answer makes a 503 (default 10s; env CISTERN_REQUEST_TIMEOUT)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -335,6 +349,11 @@ Environment:
 	pick(&cfg.MetricsListen, *metricsListen, "CISTERN_METRICS_LISTEN")
 	pick(&cfg.NodeID, *nodeID, "CISTERN_NODE_ID")
 	pick(&cfg.Advertise, *advertise, "CISTERN_ADVERTISE")
+	allow := ""
+	pick(&allow, *subAllow, "CISTERN_SUBSCRIBER_ALLOW")
+	if allow != "" {
+		cfg.SubscriberAllow = splitEndpoints(allow)
+	}
 	endpoints := ""
 	pick(&endpoints, *etcd, "CISTERN_ETCD")
 	if endpoints != "" {
@@ -368,6 +387,9 @@ Environment:
 	}
 	if *adminPprof {
 		cfg.AdminPprof = true
+	}
+	if *requireConf {
+		cfg.RequireConfirmation = true
 	}
 	cfg.secretInArgs = *secret != ""
 	if cfg.SignedURLSecretFile != "" {
@@ -508,6 +530,14 @@ func ignoredDriverSettings(flagSet map[string]bool, getenv func(string) string, 
 func (c *Config) Validate() error {
 	if c.Listen == "" {
 		return errors.New("listen address is empty")
+	}
+	allow, err := notify.ParseAllow(strings.Join(c.SubscriberAllow, ","))
+	if err != nil {
+		return err
+	}
+	c.subscriberAllow = allow
+	if c.RequireConfirmation && c.SignedURLSecret == "" {
+		return errors.New("require_confirmation needs the signed-URL secret, which signs the confirmation URLs")
 	}
 	if c.RequestTimeout < 0 {
 		return fmt.Errorf("request_timeout %s is negative", c.RequestTimeout)

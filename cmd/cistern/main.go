@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/cistern-mq/cistern/drivers/storemetrics"
 	"github.com/cistern-mq/cistern/drivers/throttle"
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server"
 )
@@ -165,7 +167,9 @@ type daemon struct {
 	// router is open (the node joins before it).
 	node     *cluster.Node
 	released atomic.Pointer[placement.Router]
-	done     chan struct{}
+	// deliverer sends the queues' messages to their webhook subscribers.
+	deliverer *notify.Deliverer
+	done      chan struct{}
 }
 
 func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, err error) {
@@ -178,6 +182,10 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := storemetrics.NewMetrics(reg)
+	// stores are the opened stores by pool name: the first pool's holds
+	// the subscriptions, in its control container as placement's records.
+	var storesMu sync.Mutex
+	stores := map[string]drivers.Store{}
 	var specs []placement.PoolSpec
 	for _, p := range cfg.Pools {
 		s, err := spec(p)
@@ -223,7 +231,11 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 			if limit == 0 && !strings.HasPrefix(s.URI, "file:") {
 				limit = 32 // remote stores; a local folder needs no bound
 			}
-			return throttle.New(metrics.Wrap(s.Name, st), limit), nil
+			out := throttle.New(metrics.Wrap(s.Name, st), limit)
+			storesMu.Lock()
+			stores[s.Name] = out
+			storesMu.Unlock()
+			return out, nil
 		},
 		NewEngine: func(ctx context.Context, pool string, st drivers.Store) (*index.Engine, error) {
 			var fence index.Fence
@@ -279,16 +291,34 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 			return nil, err
 		}
 	}
+	storesMu.Lock()
+	control := stores[specs[0].Name]
+	storesMu.Unlock()
+	if control == nil {
+		return nil, fmt.Errorf("pool %s: its store was not opened", specs[0].Name)
+	}
+	subs, err := notify.NewStore(ctx, control, nil)
+	if err != nil {
+		return nil, err
+	}
+	d.deliverer, err = notify.NewDeliverer(notify.DeliverOptions{Store: subs, Source: d.router, Logger: log,
+		Allow: cfg.subscriberAllow, RequireConfirmation: cfg.RequireConfirmation})
+	if err != nil {
+		return nil, err
+	}
 	so := server.Options{
-		Engine:         d.router,
-		Pools:          d.router,
-		Logger:         log,
-		Limits:         cfg.Limits,
-		SharedSecret:   cfg.SignedURLSecret,
-		Registry:       reg,
-		Keystone:       ks,
-		PublicMetrics:  cfg.MetricsListen == metricsPublic,
-		RequestTimeout: cfg.RequestTimeout,
+		Subscriptions:       subs,
+		Notify:              d.deliverer,
+		RequireConfirmation: cfg.RequireConfirmation,
+		Engine:              d.router,
+		Pools:               d.router,
+		Logger:              log,
+		Limits:              cfg.Limits,
+		SharedSecret:        cfg.SignedURLSecret,
+		Registry:            reg,
+		Keystone:            ks,
+		PublicMetrics:       cfg.MetricsListen == metricsPublic,
+		RequestTimeout:      cfg.RequestTimeout,
 	}
 	if d.node != nil {
 		so.Cluster, so.NodeID = d.node, cfg.Cluster.NodeID
@@ -520,6 +550,9 @@ func (d *daemon) exit() {
 
 // close stops the engines (each flushes its group commits) and the stores.
 func (d *daemon) close() {
+	if d.deliverer != nil {
+		d.deliverer.Close() // before the router it reads from
+	}
 	if d.router != nil {
 		d.router.Close()
 	}

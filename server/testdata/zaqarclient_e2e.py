@@ -6,7 +6,8 @@ python3-zaqarclient) and check every answer.
 
 Queue create, list, metadata get/update (json-patch), post, list, get by id
 and ids, claim, query and update the claim, delete with the claim id,
-release, pop, stats, delete by ids, purge, delete the queue. Exits 1 at the
+release, pop, stats, delete by ids, purge, subscriptions (create, the same
+subscriber again, get, list, update, delete), delete the queue. Exits 1 at the
 first mismatch, 2 on a usage error. Written for Cistern's server tests
 (server/zaqarclient_test.go runs it); it works against a real Zaqar too.
 """
@@ -108,6 +109,37 @@ def main():
     check(q.stats["messages"]["total"] == 5, "stats after delete by ids")
     q.purge(resource_types=["messages"])
     check(q.stats["messages"]["total"] == 0, "stats after purge")
+
+    # Subscriptions: create, the same subscriber again (unconfirmed: the
+    # same id), get, list, update, delete.
+    sub = cli.subscription(name, subscriber="http://127.0.0.1:9/zc", ttl=3600, options={"k": "v"})
+    check(sub.id and sub.subscriber == "http://127.0.0.1:9/zc" and sub.ttl == 3600 and sub.options == {"k": "v"},
+          "subscription %r" % vars(sub))
+    check(sub.confirmed is False and sub.age >= 0, "confirmed %s age %s" % (sub.confirmed, sub.age))
+    same = cli.subscription(name, subscriber="http://127.0.0.1:9/zc", ttl=3600)
+    check(same.id == sub.id, "same subscriber: %s != %s" % (same.id, sub.id))
+    for i in range(11):
+        cli.subscription(name, subscriber="http://127.0.0.1:9/zc%d" % i, ttl=600)
+    subs = list(cli.subscriptions(name))
+    check(len(subs) == 10, "a default page holds 10 subscriptions: %d" % len(subs))
+    subs = list(cli.subscriptions(name, limit=20))
+    check(len(subs) == 12 and len({x.id for x in subs}) == 12, "12 subscriptions listed: %d" % len(subs))
+    sub.update({"ttl": 7200, "options": {"k": "w"}})
+    got = cli.subscription(name, id=sub.id)
+    check(got.ttl == 7200 and got.options == {"k": "w"}, "after update: %r" % vars(got))
+    try:
+        cli.subscription(name, subscriber="ftp://x/", ttl=60)
+        check(False, "an ftp subscriber was accepted")
+    except zerrors.MalformedRequest:
+        pass
+    sub.delete()
+    try:
+        cli.subscription(name, id=sub.id)
+        check(False, "deleted subscription still there")
+    except zerrors.ResourceNotFound:
+        pass
+    q.purge(resource_types=["subscriptions"])
+    check(list(cli.subscriptions(name)) == [], "subscriptions after purge")
 
     # Delete the queue.
     q.delete()
