@@ -22,8 +22,11 @@
 #   --baseline URL           use this running Zaqar(-compatible) endpoint as
 #                            the baseline instead of starting Zaqar on redis
 #   --baseline-project ID    X-Project-ID for the baseline (default: the run's)
-#   --targets LIST           comma list from cistern-fs,cistern-swift,cistern-s3,
-#                            zaqar-redis,zaqar-swift (default: all)
+#   --targets LIST           comma list from cistern-fs,cistern-fs-logs,
+#                            cistern-swift,cistern-s3,zaqar-redis,zaqar-swift
+#                            (default: all); cistern-fs-logs is Cistern on fs
+#                            with engine.journal off (each queue's own logs),
+#                            the baseline of the journal's checks
 #   --workloads LIST         comma list from pcd,pcd64,post64,lat1,q1000,q1000-64
 #                            (default: all)
 #   --results DIR            where to write results (default
@@ -85,7 +88,7 @@ cd "$REPO"
 
 DURATION=20 WARMUP=3 ROUNDS=1 BASELINE_URL="" BASELINE_PROJECT="" PORT_BASE=18800
 QUIET_MAX=20 QUIET_PCT=50 KEEP_DATA=0 SWIFT_USER=test2:tester2 SWIFT_KEY=testing2
-ALL_TARGETS=(cistern-fs cistern-swift cistern-s3 zaqar-redis zaqar-swift)
+ALL_TARGETS=(cistern-fs cistern-fs-logs cistern-swift cistern-s3 zaqar-redis zaqar-swift)
 ALL_WORKLOADS=(pcd pcd64 post64 lat1 q1000 q1000-64)
 TARGETS_ARG="" WORKLOADS_ARG="" REPORT_ONLY=""
 STAMP=$(date -u +%Y%m%d-%H%M%S)
@@ -222,6 +225,10 @@ $meta[0] as $m
       check("q1000: \($t) 1000-queue ÷ one-queue msgs/s (×)"; ratio(row($t; "q1000").msgs_per_s; row($t; "pcd").msgs_per_s); "≥"; 0.5),
       check("q1000-64: \($t) 1000-queue ÷ one-queue (pcd64) msgs/s (×)"; ratio(row($t; "q1000-64").msgs_per_s; row($t; "pcd64").msgs_per_s); "≥"; 0.8),
       check("q1000-64: \($t) store requests per consumed message"; row($t; "q1000-64").store_per_msg; "≤"; 0.1) ),
+  (select(has("cistern-fs") and has("cistern-fs-logs"))
+    | (["pcd", "post64", "q1000", "q1000-64"][] as $w
+       | check("\($w): Cistern fs, journal ÷ per-queue logs (×)"; ratio(row("cistern-fs"; $w).msgs_per_s; row("cistern-fs-logs"; $w).msgs_per_s); "≥"; (if $w | startswith("q1000") then 1 else 0.9 end))),
+      check("lat1: Cistern fs post p50, journal ÷ own logs (×)"; ratio(row("cistern-fs"; "lat1").post_p50; row("cistern-fs-logs"; "lat1").post_p50); "≤"; 1.1)),
   (select(has("cistern-fs") and $m.baseline != "")
     | check("q1000: Cistern fs ÷ \(if $m.baseline == "baseline" then "baseline" else "Zaqar redis" end) (×)"; ratio(row("cistern-fs"; "q1000").msgs_per_s; row($m.baseline; "q1000").msgs_per_s); "≥"; 5)),
   "",
@@ -362,6 +369,11 @@ start_cistern() {
 if want_target cistern-fs; then
   mkdir -p "$WORK/fs-data"
   start_cistern cistern-fs $((PORT_BASE + 1)) fs -driver fs -data "$WORK/fs-data"
+fi
+if want_target cistern-fs-logs; then
+  mkdir -p "$WORK/fs-logs-data"
+  printf 'engine:\n  journal: false\n' >"$WORK/logs.yaml"
+  start_cistern cistern-fs-logs $((PORT_BASE + 4)) fs -config "$WORK/logs.yaml" -driver fs -data "$WORK/fs-logs-data"
 fi
 if [ "$SWIFT_UP" = 1 ]; then
   if want_target cistern-swift; then start_cistern cistern-swift $((PORT_BASE + 2)) swift -driver swift \

@@ -216,6 +216,13 @@ type EngineConfig struct {
 	SnapshotLogs     int           `yaml:"snapshot_logs"`
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
 	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	// Journal off writes each queue's batches as its own log objects
+	// instead of through the node's journal (default on; cluster mode
+	// never journals).
+	Journal *bool `yaml:"journal"`
+	// FoldMB folds a queue out of the journal once the bodies held for
+	// it weigh this many MiB (default 4).
+	FoldMB int `yaml:"fold_mb"`
 	// MaxStoreRequests bounds the requests in flight to each pool's store
 	// (0: 32 for Swift and S3, no bound for a local folder; negative: no
 	// bound).

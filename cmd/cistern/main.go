@@ -250,6 +250,8 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 				SnapshotLogs:     cfg.Engine.SnapshotLogs,
 				SnapshotInterval: cfg.Engine.SnapshotInterval,
 				IdleTimeout:      cfg.Engine.IdleTimeout,
+				NoJournal:        cfg.Engine.Journal != nil && !*cfg.Engine.Journal,
+				FoldBytes:        cfg.Engine.FoldMB << 20,
 			})
 		},
 		Seed:      cfg.Ring.Seed,
