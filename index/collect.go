@@ -49,6 +49,7 @@ func (q *queue) recordSnapshotLocked(ctx context.Context, seq uint64) bool {
 	}
 	ent := q.entry
 	ent.Snap = &seq
+	ent.Folded = q.e.journal != nil
 	data, err := json.Marshal(ent)
 	if err == nil {
 		err = q.e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, nil)

@@ -115,6 +115,10 @@ type catalogEntry struct {
 	// written before it existed, and adopted ones, have none (nil): their
 	// snapshots are found by listing.
 	Snap *uint64 `json:"snap,omitempty"`
+	// Folded says the recorded snapshot was written by a fold of the
+	// node's journal (fold.go): no log object follows it, so a load reads
+	// none. An engine without the journal clears it before writing logs.
+	Folded bool `json:"folded,omitempty"`
 	// Cluster marks an entry written in cluster mode, where the queue's
 	// committed head (fence.go), not this entry, says whether it exists
 	// and where it starts from: without a head, the entry is what is

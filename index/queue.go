@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -96,6 +97,18 @@ func (q *queue) load(ctx context.Context) error {
 			Msg("queue was written in cluster mode; its state is in etcd: serve this store with -etcd")
 		return fmt.Errorf("%w: %s: %w", drivers.ErrUnavailable, q.ref, ErrClusterQueue)
 	}
+	if ent.Folded && e.journal == nil {
+		// Without the journal this engine writes logs after the
+		// snapshot: an engine with it must not skip them later.
+		ent.Folded = false
+		data, err := json.Marshal(ent)
+		if err == nil {
+			err = e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("index: %s: clear folded mark: %w", q.ref, err)
+		}
+	}
 	if err := q.recover(ctx, ent, nil); err != nil {
 		return err
 	}
@@ -159,7 +172,11 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 	seq := from + 1
 	replayed := 0
 	last := from // the last log read
-	for ; ; seq++ {
+	// A snapshot a fold wrote and recorded has no logs after it: the
+	// probe for one is saved (a cold load is the catalog entry and the
+	// snapshot).
+	folded := h == nil && e.journal != nil && ent.Folded && ent.Snap != nil && *ent.Snap == from && from > 0
+	for ; !folded; seq++ {
 		if h != nil && (seq > h.Log || h.skipped(seq)) {
 			if seq > h.Log {
 				break
@@ -190,20 +207,20 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 		replayed++
 		last = seq
 	}
-	if from == 0 && replayed == 0 {
+	journaled := 0
+	if e.journal != nil && h == nil {
+		// Batches committed through the journal and not folded yet.
+		if last, journaled, err = e.journal.replay(ctx, q, st, ent.Gen, last); err != nil {
+			return err
+		}
+	}
+	if from == 0 && replayed == 0 && journaled == 0 {
 		// Nothing read: an empty queue, or one whose container vanished
 		// (reads of a missing container answer not found, as of a
 		// missing key). One listing tells them apart, for empty queues
 		// only.
 		if _, err := e.store.List(ctx, q.container, &drivers.ListOptions{Limit: 1}); errors.Is(err, drivers.ErrNotFound) {
 			return q.damaged(err)
-		}
-	}
-	journaled := 0
-	if e.journal != nil && h == nil {
-		// Batches committed through the journal and not folded yet.
-		if last, journaled, err = e.journal.replay(ctx, q, st, ent.Gen, last); err != nil {
-			return err
 		}
 	}
 	if next := e.burned.take(q.ref); next > st.nextSeq {
