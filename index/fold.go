@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -128,25 +127,21 @@ func (q *queue) writeFold(ctx context.Context, container string, p *foldPlan) bo
 	return true
 }
 
-// putBodyObject writes a fold's body object, create-only where the store
-// can refuse an overwrite (an object there that is not ours means another
-// writer: the queue is fenced, as for a log).
+// putBodyObject writes a fold's body object. The number is one the fold
+// took past every durable batch, so an object already there is what a
+// failed fold of this queue left (the node's journal fences any other
+// writer): nothing refers to it, and it is overwritten.
 func (q *queue) putBodyObject(ctx context.Context, container string, p *foldPlan) error {
 	e := q.e
 	key := bodyObjectKey(p.seq)
 	var err error
 	for attempt := 0; attempt <= e.opts.WriteRetries; attempt++ {
-		err = e.store.Put(ctx, container, key, p.body, &drivers.PutOptions{CreateOnly: e.createOnly})
+		err = e.store.Put(ctx, container, key, p.body, nil)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, drivers.ErrNotFound):
 			return q.damaged(err)
-		case errors.Is(err, drivers.ErrPreconditionFailed):
-			if have, gerr := e.store.Get(ctx, container, key, nil); gerr == nil && bytes.Equal(have, p.body) {
-				return nil
-			}
-			return fmt.Errorf("%w: %s body object %d", ErrFenced, q.ref, p.seq)
 		case !errors.Is(err, drivers.ErrUnavailable):
 			return err
 		}
