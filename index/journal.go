@@ -283,6 +283,16 @@ func (j *journal) pendingRefs() []QueueRef {
 	return out
 }
 
+// JournalStats reports the journal's objects still kept in the store and
+// the batches in them not folded into their queues yet (0, 0 without a
+// journal).
+func (e *Engine) JournalStats() (objects, batches int) {
+	if e.journal == nil {
+		return 0, 0
+	}
+	return e.journal.stats()
+}
+
 // stats reports the journal's objects still kept and the sections not
 // folded yet.
 func (j *journal) stats() (objects, sections int) {

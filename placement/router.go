@@ -549,6 +549,9 @@ type PoolDepth struct {
 	Pool     string
 	Queues   int // loaded queues
 	Messages int // live messages in them
+	// The engine's journal: objects kept, and batches not folded into
+	// their queues yet (index.Engine.JournalStats).
+	JournalObjects, JournalBatches int
 }
 
 // Depths reports every pool's loaded queues and live messages.
@@ -578,7 +581,8 @@ func (r *Router) Depths() []PoolDepth {
 	out := make([]PoolDepth, 0, len(pools))
 	for _, p := range pools {
 		q, m := p.engine.Depth()
-		out = append(out, PoolDepth{Pool: p.spec.Name, Queues: q, Messages: m})
+		jo, jb := p.engine.JournalStats()
+		out = append(out, PoolDepth{Pool: p.spec.Name, Queues: q, Messages: m, JournalObjects: jo, JournalBatches: jb})
 	}
 	return out
 }

@@ -20,6 +20,8 @@ type depthCollector struct {
 	messages *prometheus.Desc
 	depth    *prometheus.Desc
 	age      *prometheus.Desc
+	jobjects *prometheus.Desc
+	jbatches *prometheus.Desc
 }
 
 func newDepthCollector(r *placement.Router) *depthCollector {
@@ -31,7 +33,9 @@ func newDepthCollector(r *placement.Router) *depthCollector {
 			[]string{"pool", "project", "queue"}, nil),
 		age: prometheus.NewDesc("cistern_queue_oldest_message_age_seconds", "Age of the oldest live message of one queue (0 when empty); for a queue unloaded for idleness, from what it held then.",
 			[]string{"pool", "project", "queue"}, nil),
-		now: time.Now,
+		jobjects: prometheus.NewDesc("cistern_journal_objects", "Objects of the node's journal kept in the store, by pool (trimmed once their batches are folded into their queues).", []string{"pool"}, nil),
+		jbatches: prometheus.NewDesc("cistern_journal_unfolded_batches", "Batches in the journal not folded into their queues yet, by pool.", []string{"pool"}, nil),
+		now:      time.Now,
 	}
 }
 
@@ -40,12 +44,16 @@ func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.messages
 	ch <- c.depth
 	ch <- c.age
+	ch <- c.jobjects
+	ch <- c.jbatches
 }
 
 func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range c.r.Depths() {
 		ch <- prometheus.MustNewConstMetric(c.queues, prometheus.GaugeValue, float64(d.Queues), d.Pool)
 		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(d.Messages), d.Pool)
+		ch <- prometheus.MustNewConstMetric(c.jobjects, prometheus.GaugeValue, float64(d.JournalObjects), d.Pool)
+		ch <- prometheus.MustNewConstMetric(c.jbatches, prometheus.GaugeValue, float64(d.JournalBatches), d.Pool)
 	}
 	now := c.now()
 	for pool, ds := range c.r.QueueDepths() {

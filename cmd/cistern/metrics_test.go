@@ -84,6 +84,11 @@ func TestQueueDepthSeries(t *testing.T) {
 		!strings.Contains(body, `cistern_queue_oldest_message_age_seconds{pool="default",project="proj",queue="deep"}`) {
 		t.Fatalf("no per-queue series for the queue:\n%s", grepLines(body, "cistern_queue_"))
 	}
+	// The post went through the node's journal and is not folded yet.
+	if !strings.Contains(body, `cistern_journal_objects{pool="default"} 1`) ||
+		!strings.Contains(body, `cistern_journal_unfolded_batches{pool="default"} 1`) {
+		t.Errorf("journal series:\n%s", grepLines(body, "cistern_journal_"))
+	}
 }
 
 func grepLines(s, sub string) string {
