@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/cistern-mq/cistern/drivers"
@@ -59,13 +60,8 @@ func (q *queue) planFoldLocked(b *batch) *foldPlan {
 		p.cut = b.seq
 	}
 	if len(st.pinned) > 0 {
-		from := uint64(0)
-		first := true
-		for seq := range st.pinned {
-			if first || seq < from {
-				from, first = seq, false
-			}
-		}
+		// Only messages posted since the last fold hold pinned bodies.
+		from := slices.Min(slices.Collect(maps.Keys(st.pinned)))
 		buf := append(make([]byte, 0, len(bodyMagic)+st.pinnedBytes), bodyMagic...)
 		p.moved = make(map[uint64][]byte, len(st.pinned))
 		st.msgs.each(from, func(m *msg) bool {
@@ -93,7 +89,7 @@ func (q *queue) planFoldLocked(b *batch) *foldPlan {
 
 // writeFold writes a planned fold once the batch it holds is durable:
 // the body object, then the snapshot (recorded in the catalog entry),
-// then the journal forgets the sections the snapshot holds. A body object
+// then the journal forgets the sections the previous fold held. A body object
 // that cannot be written fails the queue, which reloads from its last
 // snapshot and its sections; a snapshot that cannot be written is tried
 // again by a later fold. It reports false when the queue failed.
