@@ -214,11 +214,11 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 			return err
 		}
 	}
-	if from == 0 && replayed == 0 && journaled == 0 {
-		// Nothing read: an empty queue, or one whose container vanished
-		// (reads of a missing container answer not found, as of a
-		// missing key). One listing tells them apart, for empty queues
-		// only.
+	if from == 0 && replayed == 0 {
+		// Nothing read from the container: an empty queue (or one only
+		// in the journal), or one whose container vanished (reads of a
+		// missing container answer not found, as of a missing key). One
+		// listing tells them apart, for queues never snapshotted only.
 		if _, err := e.store.List(ctx, q.container, &drivers.ListOptions{Limit: 1}); errors.Is(err, drivers.ErrNotFound) {
 			return q.damaged(err)
 		}
