@@ -378,3 +378,18 @@ func TestForwardTopic(t *testing.T) {
 		t.Fatal("nothing forwarded")
 	}
 }
+
+// TestTopicNamesApartFromQueues pins what package topics relies on from
+// the queue-name rule: no queue name is a topic's stored name, and every
+// byte a queue name may hold sorts before the topic prefix, so that each
+// kind is one run of the engine's listing.
+func TestTopicNamesApartFromQueues(t *testing.T) {
+	if validQueueName(topics.Ref(project, "x").Name, 1000) {
+		t.Fatalf("%q is a valid queue name", topics.Ref(project, "x").Name)
+	}
+	for c := 0; c < 256; c++ {
+		if validQueueName("a"+string(rune(c)), 64) && byte(c) >= topics.Prefix[0] {
+			t.Errorf("queue names may hold %q, which sorts after the topic prefix %q", rune(c), topics.Prefix)
+		}
+	}
+}
