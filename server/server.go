@@ -563,7 +563,11 @@ func (s *Server) observe(rq *request, route string, w *statusWriter, d time.Dura
 	// Only a name the route accepts is logged: a refused one may be huge
 	// or hold control characters.
 	if q := rq.queue(); validQueueName(q, s.lim.MaxQueueNameLength) {
-		ev = ev.Str("queue", q)
+		key := "queue"
+		if rq.topic() {
+			key = "topic"
+		}
+		ev = ev.Str(key, q)
 	}
 	ev = ev.Int("status", status).
 		Float64("duration_ms", float64(d.Microseconds())/1000).

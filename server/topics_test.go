@@ -393,3 +393,16 @@ func TestTopicNamesApartFromQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicAccessLog: a topic route's access log line names the topic as
+// one, not as a queue.
+func TestTopicAccessLog(t *testing.T) {
+	var buf syncBuffer
+	e := newEnv(t, envOpts{server: func(o *Options) { o.Logger = zerolog.New(&buf) }})
+	e.must(req{method: "GET", path: "/v2/topics/logged/stats"}, http.StatusOK)
+	line := buf.String()
+	if !strings.Contains(line, `"topic":"logged"`) || strings.Contains(line, `"queue":`) ||
+		!strings.Contains(line, `"route":"/v2/topics/{topic_name}/stats"`) {
+		t.Fatalf("log line %s", line)
+	}
+}
