@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/topics"
 )
 
 // Source is where delivery reads a queue's messages and metadata: the
@@ -487,7 +488,8 @@ func (d *Deliverer) hostSlot(host string) chan struct{} {
 }
 
 // payload is the request Zaqar's webhook task makes for one message: the
-// message as JSON with queue_name and Message_Type added (Cistern adds
+// message as JSON with queue_name (a topic's name for a topic's
+// subscription, as in Zaqar) and Message_Type added (Cistern adds
 // its id and age too, so that a receiver can drop the duplicates
 // at-least-once delivery may bring), or options.post_data with
 // "$zaqar_message$" (quoted) replaced by it; headers Content-Type
@@ -509,7 +511,7 @@ func payload(sub Subscription, m index.Message, now time.Time) ([]byte, http.Hea
 		Age         int64           `json:"age"`
 		QueueName   string          `json:"queue_name"`
 		MessageType string          `json:"Message_Type"`
-	}{m.ID, body, m.TTL, max(int64(now.Sub(m.Created)/time.Second), 0), sub.Queue.Name, "Notification"})
+	}{m.ID, body, m.TTL, max(int64(now.Sub(m.Created)/time.Second), 0), topics.Display(sub.Queue), "Notification"})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -60,8 +60,15 @@ func (s *Server) checkRequest(rq *request, g *group) error {
 	case !ok:
 		return badRequest("Project-Id Missing", "The header X-PROJECT-ID was missing")
 	}
-	q, queueRoute := rq.vars["queue_name"]
+	_, queueRoute := rq.vars["queue_name"]
+	queueRoute = queueRoute || rq.topic()
+	q := rq.queue()
 	badQueue := badRequest("Invalid queue identification", "The format of the submitted queue name or project id is not valid.")
+	if rq.topic() {
+		// Topic names follow the queue-name rule (Zaqar's
+		// validate_topic_identification), in the topic's words.
+		badQueue = badRequest("Invalid topic identification", "The format of the submitted topic name or project id is not valid.")
+	}
 	// The project is checked on every route, and before it is kept: the
 	// access log and error texts show only a project that passed.
 	if why := checkProject(project, s.lim.MaxProjectIDLength); why != "" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cistern-mq/cistern/notify"
+	"github.com/cistern-mq/cistern/topics"
 )
 
 // Confirmation notices (Options.RequireConfirmation), as Zaqar's
@@ -29,9 +30,22 @@ type confirmNotice struct {
 	UnsubscribeBody json.RawMessage `json:"UnsubscribeBody"`
 }
 
-// confirmPath is the path a notice signs.
+// confirmPath is the path a notice signs: under /v2/topics for a topic's
+// subscription (Zaqar signs a /v2/queues path even then).
 func confirmPath(sub notify.Subscription) string {
-	return "/v2/queues/" + sub.Queue.Name + "/subscriptions/" + string(sub.ID) + "/confirm"
+	base := "/v2/queues/"
+	if topics.Is(sub.Queue.Name) {
+		base = "/v2/topics/"
+	}
+	return base + topics.Display(sub.Queue) + "/subscriptions/" + string(sub.ID) + "/confirm"
+}
+
+// sourceKind is how a notice names what sub is a subscription of.
+func sourceKind(sub notify.Subscription) string {
+	if topics.Is(sub.Queue.Name) {
+		return "topic"
+	}
+	return "queue"
 }
 
 // sendConfirmNotice sends sub a confirmation (or, unsubscribed, an
@@ -50,13 +64,13 @@ func (s *Server) sendConfirmNotice(rq *request, sub notify.Subscription, ttl int
 	g := signURL(s.secret, []string{confirmPath(sub)}, []string{"PUT"}, rq.project, s.now().Add(time.Duration(ttl)*time.Second))
 	n := confirmNotice{
 		MessageType:  "SubscriptionConfirmation",
-		Message:      fmt.Sprintf("You have chosen to subscribe to the queue: %s", sub.Queue.Name),
+		Message:      fmt.Sprintf("You have chosen to subscribe to the %s: %s", sourceKind(sub), topics.Display(sub.Queue)),
 		URLSignature: g.Signature, URLMethods: g.Methods[0], URLPaths: g.Paths[0], ProjectID: g.Project, URLExpires: g.Expires,
 		SubscribeBody: json.RawMessage(`{"confirmed": true}`), UnsubscribeBody: json.RawMessage(`{"confirmed": false}`),
 	}
 	if unsubscribed {
 		n.MessageType = "UnsubscribeConfirmation"
-		n.Message = fmt.Sprintf("You have unsubscribed successfully to the queue: %s, you can resubscribe it by using confirmed=True.", sub.Queue.Name)
+		n.Message = fmt.Sprintf("You have unsubscribed successfully to the %s: %s, you can resubscribe it by using confirmed=True.", sourceKind(sub), topics.Display(sub.Queue))
 	}
 	body, err := json.Marshal(n)
 	if err != nil {

@@ -45,7 +45,7 @@ func TestHeaderRules(t *testing.T) {
 			`{"title": "Invalid Content-Type", "description": "Endpoint does not accept ` + "`application/x-www-form-urlencoded`" + ` content; currently supported media type is ` + "`application/json`" + `; specify proper client-side media type with the \"Content-Type\" header."}`},
 		{"head queue", req{method: "HEAD", path: "/v2/queues/q"}, 405, ""},
 		{"headers before 405", req{method: "POST", path: "/v2/queues/q", header: map[string]string{"Client-ID": "-"}}, 400, ""},
-		{"unknown route skips headers", req{method: "GET", path: "/v2/topics", header: map[string]string{"Client-ID": "-"}}, 404, `{"title": "404 Not Found"}`},
+		{"unknown route skips headers", req{method: "GET", path: "/v2/nothing", header: map[string]string{"Client-ID": "-"}}, 404, `{"title": "404 Not Found"}`},
 		{"v2 without slash", req{method: "GET", path: "/v2"}, 404, ""},
 		{"metrics needs no headers", req{method: "GET", path: "/metrics", header: map[string]string{"Client-ID": "-", "X-Project-ID": "-", "Accept": "text/plain"}}, 200, ""},
 		{"healthz needs no headers", req{method: "GET", path: "/healthz", header: map[string]string{"Client-ID": "-", "X-Project-ID": "-", "Accept": "text/plain"}}, 204, ""},

@@ -92,6 +92,8 @@ func (s *Server) toAPIError(rq *request, err error) *apiError {
 		return notFound(fmt.Sprintf("Claim %s does not exist in queue %s for project %s", rq.vars["claim_id"], q, p))
 	case errors.Is(err, index.ErrMessageNotFound):
 		return notFound(fmt.Sprintf("Message %s does not exist in queue %s for project %s", rq.vars["message_id"], q, p))
+	case errors.Is(err, index.ErrQueueNotFound) && rq.topic():
+		return notFound(fmt.Sprintf("Topic %s does not exist for project %s", q, p))
 	case errors.Is(err, index.ErrQueueNotFound):
 		return notFound(fmt.Sprintf("Queue %s does not exist for project %s", q, p))
 	case errors.Is(err, index.ErrMessageClaimed), errors.Is(err, index.ErrMessageNotClaimedBy):

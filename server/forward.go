@@ -123,7 +123,7 @@ func (f *forwarder) close() { f.transport.CloseIdleConnections() }
 // route decides where a request for a queue goes: served here (nil, nil),
 // to the owner (its URL), or refused (an error for the mapper).
 func (f *forwarder) route(rq *request) (*url.URL, error) {
-	self, owner := f.cluster.Owner(rq.project, rq.queue())
+	self, owner := f.cluster.Owner(rq.project, rq.ref().Name)
 	if !self && owner == "" {
 		self, owner, _ = f.waitOwner(rq, func(self bool, owner string) bool { return self || owner != "" })
 	}
@@ -160,7 +160,7 @@ func (f *forwarder) waitOwner(rq *request, done func(self bool, owner string) bo
 	give := time.NewTimer(ownerWait)
 	defer give.Stop()
 	for {
-		self, owner := f.cluster.Owner(rq.project, rq.queue())
+		self, owner := f.cluster.Owner(rq.project, rq.ref().Name)
 		if done(self, owner) {
 			return self, owner, true
 		}
@@ -324,12 +324,13 @@ func (w warnWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// forwardable reports whether a route names one queue, so that its owner
-// serves it. The list of queues spans owners and reads the shared catalog:
-// any node answers it.
+// forwardable reports whether a route names one queue or topic, so that
+// its owner serves it (a topic is owned as the queue it is stored as). The
+// lists of queues and topics span owners and read the shared catalog: any
+// node answers them.
 func forwardable(path string) bool {
 	// The admin routes are served on the admin listener, which the
 	// owner's advertise URL (its public listener) does not serve: each
 	// answers for the cluster itself (queuePool).
-	return strings.Contains(path, "{queue_name}") && !isAdminPath(path)
+	return (strings.Contains(path, "{queue_name}") || strings.Contains(path, "{topic_name}")) && !isAdminPath(path)
 }

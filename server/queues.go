@@ -108,7 +108,7 @@ func (s *Server) listQueues(rq *request) (reply, error) {
 		}
 	}
 
-	queues, err := s.scanQueues(rq, marker, limit, detailed, name, filters)
+	queues, err := s.scanQueues(rq, queueNames, marker, limit, detailed, name, filters)
 	if err != nil {
 		return reply{}, err
 	}
@@ -149,10 +149,14 @@ func (f filter) matches(meta wire.Object) bool {
 	return ok && s == f.value
 }
 
-// scanQueues lists up to limit queues after marker that pass the filters.
-func (s *Server) scanQueues(rq *request, marker string, limit int, detailed bool, name string, filters []filter) ([]index.QueueInfo, error) {
+// scanQueues lists up to limit queues (or topics: ns) after marker that
+// pass the filters, by the names clients know them by.
+func (s *Server) scanQueues(rq *request, ns nameSpace, marker string, limit int, detailed bool, name string, filters []filter) ([]index.QueueInfo, error) {
+	marker = ns.marker(marker)
 	if name == "" && len(filters) == 0 {
-		return s.eng.ListQueues(rq.ctx(), rq.project, marker, limit, detailed)
+		qs, err := s.eng.ListQueues(rq.ctx(), rq.project, marker, limit, detailed)
+		kept, _ := ns.keep(qs)
+		return kept, err
 	}
 	var out []index.QueueInfo
 	// Large pages: each listing may cost a read of the project's whole
@@ -167,8 +171,9 @@ func (s *Server) scanQueues(rq *request, marker string, limit int, detailed bool
 		if len(qs) == 0 {
 			break
 		}
-		for _, qi := range qs {
-			marker = qi.Name
+		kept, end := ns.keep(qs)
+		for _, qi := range kept {
+			marker = ns.marker(qi.Name)
 			if name != "" && !strings.Contains(qi.Name, name) {
 				continue
 			}
@@ -187,6 +192,9 @@ func (s *Server) scanQueues(rq *request, marker string, limit int, detailed bool
 				break
 			}
 		}
+		if end {
+			break
+		}
 	}
 	return out, nil
 }
@@ -195,7 +203,8 @@ func (s *Server) scanQueues(rq *request, marker string, limit int, detailed bool
 const scanPage = 1000
 
 // countQueues counts a project's queues by reading the project's whole
-// catalog listing (never other projects'); the engine keeps no count.
+// catalog listing (never other projects') up to its topics; the engine
+// keeps no count.
 func (s *Server) countQueues(rq *request) (int, error) {
 	n, marker := 0, ""
 	for {
@@ -203,10 +212,11 @@ func (s *Server) countQueues(rq *request) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if len(qs) == 0 {
+		kept, end := queueNames.keep(qs)
+		n += len(kept)
+		if len(qs) == 0 || end {
 			return n, nil
 		}
-		n += len(qs)
 		marker = qs[len(qs)-1].Name
 	}
 }
@@ -287,13 +297,13 @@ func (s *Server) patchQueue(rq *request) (reply, error) {
 		case "add":
 			meta.Set(op.Key, op.Value)
 		case "replace":
-			if _, ok := meta.Get(op.Key); !ok && !isReserved(op.Key) {
+			if _, ok := meta.Get(op.Key); !ok && !reservedOn(rq, op.Key) {
 				return reply{}, &apiError{status: http.StatusConflict, title: "Resource conflict",
 					description: "Can't replace non-existent object " + op.Key + "."}
 			}
 			meta.Set(op.Key, op.Value)
 		case "remove":
-			if !meta.Delete(op.Key) && !isReserved(op.Key) {
+			if !meta.Delete(op.Key) && !reservedOn(rq, op.Key) {
 				return reply{}, &apiError{status: http.StatusConflict, title: "Resource conflict",
 					description: "Can't remove non-existent object " + op.Key + "."}
 			}
@@ -312,7 +322,7 @@ func (s *Server) patchQueue(rq *request) (reply, error) {
 	if err := s.eng.SetMetadata(rq.ctx(), rq.ref(), raw); err != nil {
 		return reply{}, err
 	}
-	return reply{body: s.withReservedDefaults(meta)}, nil
+	return reply{body: s.metadataView(rq, meta)}, nil
 }
 
 // deleteQueue answers DELETE /v2/queues/{q}, deleting the queue's

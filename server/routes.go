@@ -54,6 +54,29 @@ var routes = []route{
 	{"PATCH", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).updateSubscription, ""},
 	{"DELETE", "/v2/queues/{queue_name}/subscriptions/{subscription_id}", (*Server).deleteSubscription, "Subscription could not be deleted."},
 	{"PUT", "/v2/queues/{queue_name}/subscriptions/{subscription_id}/confirm", (*Server).confirmSubscription, ""},
+
+	// Topics (topics.go): a {topic_name} route names the topic, so the
+	// queue handlers serve it where Zaqar's are shared too.
+	{"GET", "/v2/topics", (*Server).listTopics, "Topics could not be listed."},
+	{"PUT", "/v2/topics/{topic_name}", (*Server).createQueue, "Topic could not be created."},
+	{"GET", "/v2/topics/{topic_name}", (*Server).getTopic, "Topic metadata could not be retrieved."},
+	{"PATCH", "/v2/topics/{topic_name}", (*Server).patchQueue, "Topic could not be updated."},
+	{"DELETE", "/v2/topics/{topic_name}", (*Server).deleteQueue, "Topic could not be deleted."},
+	{"GET", "/v2/topics/{topic_name}/stats", (*Server).queueStats, "Topic stats could not be read."},
+	{"POST", "/v2/topics/{topic_name}/purge", (*Server).purgeQueue, "Topic could not be purged."},
+
+	{"POST", "/v2/topics/{topic_name}/messages", (*Server).postMessages, "Messages could not be enqueued."},
+	{"GET", "/v2/topics/{topic_name}/messages", (*Server).getMessages, "Messages could not be listed."},
+	{"DELETE", "/v2/topics/{topic_name}/messages", (*Server).deleteMessages, "Messages could not be deleted."},
+	{"GET", "/v2/topics/{topic_name}/messages/{message_id}", (*Server).getMessage, "Message could not be retrieved."},
+	{"DELETE", "/v2/topics/{topic_name}/messages/{message_id}", (*Server).deleteMessage, "Message could not be deleted."},
+
+	{"GET", "/v2/topics/{topic_name}/subscriptions", (*Server).listSubscriptions, "Subscriptions could not be listed."},
+	{"POST", "/v2/topics/{topic_name}/subscriptions", (*Server).createSubscription, "Subscription could not be created."},
+	{"GET", "/v2/topics/{topic_name}/subscriptions/{subscription_id}", (*Server).getSubscription, "Subscription could not be retrieved."},
+	{"PATCH", "/v2/topics/{topic_name}/subscriptions/{subscription_id}", (*Server).updateSubscription, ""},
+	{"DELETE", "/v2/topics/{topic_name}/subscriptions/{subscription_id}", (*Server).deleteSubscription, "Subscription could not be deleted."},
+	{"PUT", "/v2/topics/{topic_name}/subscriptions/{subscription_id}/confirm", (*Server).confirmSubscription, ""},
 }
 
 // metricsRoute serves the Prometheus registry: on the admin listener, on a

@@ -36,6 +36,7 @@ import (
 	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/placement"
 	"github.com/cistern-mq/cistern/server/wire"
+	"github.com/cistern-mq/cistern/topics"
 )
 
 // Queues is what the server serves queues from: an index.Engine (one
@@ -282,13 +283,36 @@ type request struct {
 }
 
 func (rq *request) ctx() context.Context { return rq.r.Context() }
-func (rq *request) queue() string        { return rq.vars["queue_name"] }
+
+// queue is the queue or topic name of the route, as the client wrote it.
+func (rq *request) queue() string {
+	if t, ok := rq.vars["topic_name"]; ok {
+		return t
+	}
+	return rq.vars["queue_name"]
+}
+
+// topic tells a topic route (topics.go) from a queue route.
+func (rq *request) topic() bool {
+	_, ok := rq.vars["topic_name"]
+	return ok
+}
+
+// ref is the engine's ref of the route's queue or topic.
 func (rq *request) ref() index.QueueRef {
+	if rq.topic() {
+		return topics.Ref(rq.project, rq.queue())
+	}
 	return index.QueueRef{Project: rq.project, Name: rq.queue()}
 }
 
-// queuePath is "/v2/queues/{q}".
-func (rq *request) queuePath() string { return "/v2/queues/" + rq.queue() }
+// queuePath is "/v2/queues/{q}", or "/v2/topics/{t}" on a topic route.
+func (rq *request) queuePath() string {
+	if rq.topic() {
+		return "/v2/topics/" + rq.queue()
+	}
+	return "/v2/queues/" + rq.queue()
+}
 
 // group is every route of one path template, so that a wrong method is a
 // 405 with Allow and a route label, and the header rules still run first.
@@ -539,7 +563,11 @@ func (s *Server) observe(rq *request, route string, w *statusWriter, d time.Dura
 	// Only a name the route accepts is logged: a refused one may be huge
 	// or hold control characters.
 	if q := rq.queue(); validQueueName(q, s.lim.MaxQueueNameLength) {
-		ev = ev.Str("queue", q)
+		key := "queue"
+		if rq.topic() {
+			key = "topic"
+		}
+		ev = ev.Str(key, q)
 	}
 	ev = ev.Int("status", status).
 		Float64("duration_ms", float64(d.Microseconds())/1000).

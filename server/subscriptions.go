@@ -9,6 +9,7 @@ import (
 
 	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/server/wire"
+	"github.com/cistern-mq/cistern/topics"
 )
 
 // Subscriptions (/v2/queues/{q}/subscriptions...), answered as Zaqar 15
@@ -42,7 +43,7 @@ type subscriptionView struct {
 }
 
 func (s *Server) subscriptionView(sub notify.Subscription) subscriptionView {
-	return subscriptionView{ID: sub.ID, Source: sub.Queue.Name, Subscriber: sub.Subscriber, TTL: sub.TTL,
+	return subscriptionView{ID: sub.ID, Source: topics.Display(sub.Queue), Subscriber: sub.Subscriber, TTL: sub.TTL,
 		Age: ageSeconds(s.now(), sub.Created), Options: sub.Options, Confirmed: sub.Confirmed}
 }
 

@@ -87,6 +87,13 @@ type QueueList struct {
 	Count  int         `json:"count,omitempty"`
 }
 
+// TopicList answers GET /v2/topics: topics list as queues do, under
+// "topics".
+type TopicList struct {
+	Topics []QueueItem `json:"topics"`
+	Links  []Link      `json:"links"`
+}
+
 // Stats answers GET /v2/queues/{q}/stats.
 type Stats struct {
 	Messages MessageStats `json:"messages"`
