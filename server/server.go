@@ -156,6 +156,8 @@ type Server struct {
 	notify         Notifier // nil: none
 	// requireConfirmation: Options.RequireConfirmation.
 	requireConfirmation bool
+	// ws knows the open websockets and their subscriptions (websocket.go).
+	ws *wsHub
 }
 
 // New checks o and builds a Server.
@@ -182,6 +184,7 @@ func New(o Options) (*Server, error) {
 		notify:     o.Notify,
 
 		requireConfirmation: o.RequireConfirmation,
+		ws:                  newWSHub(),
 	}
 	if o.Cluster != nil && o.NodeID == "" {
 		return nil, errors.New("server: Options.NodeID is required with Options.Cluster")
@@ -242,9 +245,11 @@ func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 // MetricsHandler serves /metrics alone, for a listener of its own.
 func (s *Server) MetricsHandler() http.Handler { return s.metricsOnly }
 
-// Close drops the connections kept alive to other nodes (cluster mode).
-// Call it after the listeners are shut down.
+// Close closes the open websockets and drops the connections kept alive
+// to other nodes (cluster mode). Call it after the listeners are shut
+// down.
 func (s *Server) Close() {
+	s.ws.closeAll()
 	if s.fwd != nil {
 		s.fwd.close()
 	}
