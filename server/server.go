@@ -249,11 +249,16 @@ func (s *Server) MetricsHandler() http.Handler { return s.metricsOnly }
 // to other nodes (cluster mode). Call it after the listeners are shut
 // down.
 func (s *Server) Close() {
-	s.ws.closeAll()
+	s.CloseWebsockets()
 	if s.fwd != nil {
 		s.fwd.close()
 	}
 }
+
+// CloseWebsockets closes the open websockets (http.Server.Shutdown leaves
+// them: they are hijacked connections). Call it after the websocket
+// listener is shut down and before the engine is closed.
+func (s *Server) CloseWebsockets() { s.ws.closeAll() }
 
 // Registry returns the registry /metrics serves.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
