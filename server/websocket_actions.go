@@ -101,10 +101,13 @@ var wsActions = map[string]wsAction{
 	"queue_purge": {
 		fields: []wsField{fQueue, {"resource_types", kArray, false}},
 		http: func(b wsBody) (string, string, url.Values, []byte) {
-			body := []byte("{}")
-			if rt := b.raw("resource_types"); rt != nil {
-				body, _ = json.Marshal(map[string]json.RawMessage{"resource_types": rt})
+			// Zaqar's websocket purge defaults to both kinds; the HTTP
+			// route requires the key.
+			rt := b.raw("resource_types")
+			if rt == nil {
+				rt = json.RawMessage(`["messages","subscriptions"]`)
 			}
+			body, _ := json.Marshal(map[string]json.RawMessage{"resource_types": rt})
 			return "POST", b.queuePath() + "/purge", nil, body
 		},
 		answer: func(b wsBody, st int, h http.Header, data []byte) (int, any) {

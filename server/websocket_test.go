@@ -162,6 +162,8 @@ func TestWebsocketQueues(t *testing.T) {
 		t.Fatalf("stats %+v", stats)
 	}
 	c.must("queue_purge", map[string]any{"queue_name": "wsq", "resource_types": []string{"messages"}}, http.StatusNoContent)
+	// Without resource_types Zaqar purges messages and subscriptions.
+	c.must("queue_purge", map[string]any{"queue_name": "wsq"}, http.StatusNoContent)
 	c.must("queue_delete", map[string]any{"queue_name": "wsq"}, http.StatusNoContent)
 	if r := e.must(req{method: "GET", path: "/v2/queues"}, http.StatusOK); strings.Contains(r.String(), "wsq") {
 		t.Fatalf("queue still listed: %s", r)
