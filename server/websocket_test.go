@@ -395,3 +395,36 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(data)
 }
+
+// TestWebsocketKeystone: with auth_strategy keystone a socket serves
+// nothing before an authenticate action validates its token, and then
+// serves the token's project only, its own subscriptions included.
+func TestWebsocketKeystone(t *testing.T) {
+	e, fk, _ := keystoneEnv(t, nil)
+	fk.issue("tok-alice", "alpha", "member")
+	c := dialWS(t, e)
+	alpha := map[string]string{"Client-ID": clientA, "X-Project-ID": "alpha"}
+	a := c.doHeaders("queue_list", alpha, map[string]any{})
+	if a.Headers.Status != http.StatusForbidden || a.error() != "Not authentified." {
+		t.Fatalf("before authenticate: %d %s", a.Headers.Status, a.Body)
+	}
+	a = c.doHeaders("authenticate", map[string]string{"X-Auth-Token": "tok-nobody"}, nil)
+	if a.Headers.Status != http.StatusUnauthorized || a.error() != "Authentication failed." {
+		t.Fatalf("bad token: %d %s", a.Headers.Status, a.Body)
+	}
+	a = c.doHeaders("authenticate", map[string]string{"X-Auth-Token": "tok-alice"}, nil)
+	if a.Headers.Status != http.StatusOK {
+		t.Fatalf("authenticate: %d %s", a.Headers.Status, a.Body)
+	}
+	if a = c.doHeaders("queue_create", alpha, map[string]any{"queue_name": "kq"}); a.Headers.Status != http.StatusCreated {
+		t.Fatalf("queue_create: %d %s", a.Headers.Status, a.Body)
+	}
+	e.must(as("tok-alice", req{method: "GET", path: "/v2/queues/kq"}), http.StatusOK)
+	beta := map[string]string{"Client-ID": clientA, "X-Project-ID": "beta"}
+	for _, action := range []string{"queue_get", "subscription_create"} {
+		a = c.doHeaders(action, beta, map[string]any{"queue_name": "kq"})
+		if a.Headers.Status != http.StatusForbidden || !strings.Contains(a.error(), "does not match the project of the token") {
+			t.Fatalf("%s in another project: %d %s", action, a.Headers.Status, a.Body)
+		}
+	}
+}
