@@ -364,6 +364,29 @@ func (b wsBody) valid(fields []wsField) bool {
 	return true
 }
 
+// httpHeaders reports whether every header could be sent over HTTP: a
+// name of token characters, a value without control characters. The
+// frame's headers become an HTTP request's, which a forward to another
+// node writes out.
+func httpHeaders(h map[string]string) bool {
+	for k, v := range h {
+		if k == "" {
+			return false
+		}
+		for i := 0; i < len(k); i++ {
+			if k[i] <= ' ' || k[i] >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", k[i]) >= 0 {
+				return false
+			}
+		}
+		for i := 0; i < len(v); i++ {
+			if (v[i] < ' ' && v[i] != '\t') || v[i] == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // member is one member of a JSON object answer, [] when absent.
 func member(data []byte, k string) json.RawMessage {
 	var obj map[string]json.RawMessage
@@ -450,7 +473,7 @@ func (c *wsConn) handle(ctx context.Context, data []byte) wsResponse {
 		return wsAnswer(echo, http.StatusBadRequest, map[string]string{"error": action + " is not a valid action"})
 	}
 	var body wsBody
-	if json.Unmarshal(echo.Body, &body) != nil || body == nil || headers == nil ||
+	if json.Unmarshal(echo.Body, &body) != nil || body == nil || headers == nil || !httpHeaders(headers) ||
 		headers["Client-ID"] == "" || headers["X-Project-ID"] == "" || !body.valid(act.fields) {
 		return schemaFailed()
 	}
