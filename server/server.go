@@ -7,6 +7,9 @@
 // answer (errors.go, the only place that does), and records the access log
 // line and the metrics. In cluster mode (Options.Cluster), a valid request
 // for a queue another node owns is forwarded to that node (forward.go).
+// WebsocketHandler serves the same API as Zaqar's websocket transport, each
+// action as the HTTP request of the same operation through the public
+// handler, so both transports give the same answers (websocket.go).
 // docs/api.md lists where Cistern answers differently from Zaqar 15 and
 // why; docs/auth.md how Keystone tokens are checked.
 package server

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -470,7 +470,7 @@ func (c *wsConn) handle(ctx context.Context, data []byte) wsResponse {
 	}
 	act, known := wsActions[action]
 	if !known {
-		return wsAnswer(echo, http.StatusBadRequest, map[string]string{"error": action + " is not a valid action"})
+		return wsAnswer(echo, http.StatusBadRequest, map[string]string{"error": clip(action, maxLoggedPath) + " is not a valid action"})
 	}
 	var body wsBody
 	if json.Unmarshal(echo.Body, &body) != nil || body == nil || headers == nil || !httpHeaders(headers) ||
@@ -496,6 +496,10 @@ func (c *wsConn) handle(ctx context.Context, data []byte) wsResponse {
 		}
 		var e wire.Error
 		_ = json.Unmarshal(out, &e)
+		if e.Description == "" {
+			// Falcon's bare 404 and 405 have a title only; a 406 has no body.
+			e.Description = cmp.Or(e.Title, http.StatusText(st))
+		}
 		return wsAnswer(echo, st, map[string]string{"error": e.Description, "title": e.Title, "description": e.Description})
 	}
 	if act.answer == nil {
@@ -568,7 +572,7 @@ func (c *wsConn) subscribeSocket(ctx context.Context, echo *wsRequestEcho, heade
 	path := body.queuePath() + "/subscriptions"
 	err := c.s.serveDirect(c.newRequest(ctx, headers, "POST", path, nil, doc), path, func(rq *request) error {
 		ttl := c.s.lim.DefaultSubscriptionTTL
-		if len(body.object("ttl", "options")) > 2 {
+		if len(doc) > len("{}") {
 			d, err := c.s.decodeSubscription(doc, false)
 			if err != nil {
 				return err
@@ -662,8 +666,3 @@ func headerAnyCase(h http.Header, name string) string {
 
 // itoa64 formats n in decimal.
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
-
-// posted tells the sockets subscribed to ref of new messages.
-func (s *Server) wsPosted(ref index.QueueRef, ids []string, msgs []index.NewMessage) {
-	s.ws.posted(ref, ids, msgs, func() { s.metrics.wsDropped.Inc() })
-}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -428,5 +429,33 @@ func TestWebsocketKeystone(t *testing.T) {
 		if a.Headers.Status != http.StatusForbidden || !strings.Contains(a.error(), "does not match the project of the token") {
 			t.Fatalf("%s in another project: %d %s", action, a.Headers.Status, a.Body)
 		}
+	}
+}
+
+// TestWebsocketPushBounded: a socket that does not read misses pushes
+// beyond its backlog, counted, and posting never waits for it.
+func TestWebsocketPushBounded(t *testing.T) {
+	h := newWSHub()
+	ref := index.QueueRef{Project: project, Name: "slow"}
+	c := &wsConn{push: make(chan []byte, wsPushBacklog), subs: map[wsSubID]wsSub{"s1": {id: "s1", ref: ref}}}
+	h.add(c)
+	h.subscribe(c, ref)
+	n := wsPushBacklog + 44
+	ids := make([]string, n)
+	msgs := make([]index.NewMessage, n)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+		msgs[i] = index.NewMessage{Body: json.RawMessage(`1`), TTL: 60}
+	}
+	dropped := 0
+	h.posted(ref, ids, msgs, func() { dropped++ }) // returns: it never blocks
+	if dropped != 44 || len(c.push) != wsPushBacklog {
+		t.Fatalf("dropped %d, backlog %d; want 44 and %d", dropped, len(c.push), wsPushBacklog)
+	}
+	// Another queue's posts do not reach the socket.
+	h.posted(index.QueueRef{Project: project, Name: "other"}, ids[:1], msgs[:1], func() { t.Fatal("pushed to a socket not subscribed") })
+	h.remove(c)
+	if len(h.subs) != 0 || len(h.conns) != 0 {
+		t.Fatalf("hub keeps %d queues, %d sockets after remove", len(h.subs), len(h.conns))
 	}
 }
