@@ -499,6 +499,10 @@ func (d *daemon) warnExposure() {
 				"anyone who reaches it can read, write and delete every project's queues (X-Project-ID is trusted); " +
 				"put an authenticating proxy in front or listen on 127.0.0.1")
 		}
+		if d.wsL != nil && !loopback(d.wsL.Addr()) {
+			d.log.Warn().Str("websocket_listen", d.wsL.Addr().String()).Msg("serving the websocket transport WITHOUT AUTHENTICATION on a non-loopback address: " +
+				"anyone who reaches it can read, write and delete every project's queues; listen on 127.0.0.1 or use auth_strategy keystone")
+		}
 	}
 	if d.admin == nil {
 		return

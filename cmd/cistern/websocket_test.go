@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +56,27 @@ func TestWebsocketListen(t *testing.T) {
 	}
 	if cfg, err := parseConfig([]string{"-config", file, "-data", t.TempDir()}, func(string) string { return "" }); err != nil || cfg.WebsocketListen != "127.0.0.1:9001" {
 		t.Errorf("websocket_listen in the file: %q %v", cfg.WebsocketListen, err)
+	}
+}
+
+// TestWebsocketNoAuthWarning: a websocket listener beyond loopback without
+// authentication is warned about, as the public one is.
+func TestWebsocketNoAuthWarning(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, tc := range []struct {
+		ip   string
+		warn bool
+	}{{"127.0.0.1", false}, {"0.0.0.0", true}} {
+		var logs syncBuffer
+		d := &daemon{cfg: defaultConfig(), log: testLogger(&logs), ln: l,
+			wsL: addrListener{l, &net.TCPAddr{IP: net.ParseIP(tc.ip), Port: 9000}}}
+		d.warnExposure()
+		if got := strings.Contains(logs.String(), "websocket transport WITHOUT AUTHENTICATION"); got != tc.warn {
+			t.Errorf("websocket on %s: warned %v, want %v (log %q)", tc.ip, got, tc.warn, logs.String())
+		}
 	}
 }
