@@ -459,3 +459,30 @@ func TestWebsocketPushBounded(t *testing.T) {
 		t.Fatalf("hub keeps %d queues, %d sockets after remove", len(h.subs), len(h.conns))
 	}
 }
+
+// FuzzWebsocketFrame: any frame gets an answer with a status, never a
+// panic.
+func FuzzWebsocketFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"action":"queue_list","headers":{"Client-ID":"` + clientA + `","X-Project-ID":"p"},"body":{}}`,
+		`{"action":"message_post","headers":{"Client-ID":"` + clientA + `","X-Project-ID":"p"},"body":{"queue_name":"q","messages":[{"body":1}]}}`,
+		`{"action":"message_delete_many","headers":{"Client-ID":"` + clientA + `","X-Project-ID":"p"},"body":{"queue_name":"q","pop":2,"message_ids":["a"]}}`,
+		`{"action":"claim_create","headers":{"Client-ID":"` + clientA + `","X-Project-ID":"p"},"body":{"queue_name":"q","limit":-1}}`,
+		`{"action":"subscription_create","headers":{"Client-ID":"` + clientA + `","X-Project-ID":"p"},"body":{"queue_name":"q","options":{"_retry_policy":1}}}`,
+		`{"action":"authenticate"}`, `{"action":null}`, `null`, `[]`, `{"body":[]}`, `{}{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	e := newEnv(f, envOpts{single: true})
+	c := &wsConn{s: e.srv, id: "fuzz", host: "127.0.0.1", remote: "127.0.0.1:1", push: make(chan []byte, 1), subs: map[wsSubID]wsSub{}}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		a := c.handle(t.Context(), frame)
+		st, _ := a.Headers["status"].(int)
+		if st < 200 || st > 599 {
+			t.Fatalf("frame %q: status %v", frame, a.Headers["status"])
+		}
+		if _, err := encodeJSON(a); err != nil {
+			t.Fatalf("frame %q: answer not encodable: %v", frame, err)
+		}
+	})
+}
