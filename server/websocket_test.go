@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/cistern-mq/cistern/index"
+	"github.com/cistern-mq/cistern/server/wire"
 )
 
 // wsClient is a test's socket to the websocket transport.
@@ -485,4 +486,32 @@ func FuzzWebsocketFrame(f *testing.F) {
 			t.Fatalf("frame %q: answer not encodable: %v", frame, err)
 		}
 	})
+}
+
+// TestWebsocketSignedURL: with Keystone, a socket that never
+// authenticated is served what a /share grant in the frame's headers
+// allows (Zaqar's verify_signature), and nothing else.
+func TestWebsocketSignedURL(t *testing.T) {
+	e, fk, _ := keystoneEnv(t, nil)
+	fk.issue("tok-alice", "alpha", "member")
+	e.must(as("tok-alice", req{method: "PUT", path: "/v2/queues/shared"}), http.StatusCreated)
+	var sh wire.ShareResult
+	e.must(as("tok-alice", req{method: "POST", path: "/v2/queues/shared/share", body: `{"methods": ["GET", "POST"]}`}), http.StatusOK).decode(t, &sh)
+	c := dialWS(t, e)
+	h := grantHeaders(sh)
+	h["X-Project-ID"] = "alpha"
+	post := map[string]any{"queue_name": "shared", "messages": []any{map[string]any{"body": "signed"}}}
+	if a := c.doHeaders("message_post", h, post); a.Headers.Status != http.StatusCreated {
+		t.Fatalf("message_post with the grant: %d %s", a.Headers.Status, a.Body)
+	}
+	if a := c.doHeaders("message_list", h, map[string]any{"queue_name": "shared", "echo": true}); a.Headers.Status != http.StatusOK || !strings.Contains(string(a.Body), "signed") {
+		t.Fatalf("message_list with the grant: %d %s", a.Headers.Status, a.Body)
+	}
+	if a := c.doHeaders("queue_get_stats", h, map[string]any{"queue_name": "shared"}); a.Headers.Status != http.StatusNotFound {
+		t.Fatalf("queue_get_stats outside the grant: %d %s", a.Headers.Status, a.Body)
+	}
+	h["URL-Signature"] = strings.Repeat("0", len(h["URL-Signature"]))
+	if a := c.doHeaders("message_list", h, map[string]any{"queue_name": "shared"}); a.Headers.Status != http.StatusNotFound {
+		t.Fatalf("message_list with a forged grant: %d %s", a.Headers.Status, a.Body)
+	}
 }
