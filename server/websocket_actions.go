@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/server/wire"
 )
@@ -563,9 +565,10 @@ func (c *wsConn) authenticate(ctx context.Context, echo *wsRequestEcho, headers 
 }
 
 // subscribeSocket subscribes the socket itself to a queue. The request
-// passes the HTTP API's header rules and authentication (as a listing of
-// the queue's subscriptions), and the ttl and options its subscription
-// rules; the queue is created if missing, as Zaqar does.
+// passes the HTTP API's header rules and authentication (as a POST of a
+// subscription), and the ttl and options its subscription rules; the
+// queue is created if missing, as Zaqar does, when this node owns it (in
+// cluster mode another node's queue is created by its first post).
 func (c *wsConn) subscribeSocket(ctx context.Context, echo *wsRequestEcho, headers map[string]string, body wsBody) wsResponse {
 	doc := body.object("ttl", "options")
 	var sub wsSub
@@ -585,7 +588,8 @@ func (c *wsConn) subscribeSocket(ctx context.Context, echo *wsRequestEcho, heade
 		if sub.options == nil {
 			sub.options = json.RawMessage("{}")
 		}
-		if _, err := c.s.eng.CreateQueue(rq.ctx(), rq.ref(), nil); err != nil {
+		if _, err := c.s.eng.CreateQueue(rq.ctx(), rq.ref(), nil); err != nil &&
+			!errors.Is(err, index.ErrNotOwner) && !errors.Is(err, ErrNoOwner) {
 			return err
 		}
 		sub.id, sub.ref, sub.ttl, sub.created = wsSubID(newUUID()), rq.ref(), ttl, c.s.now()
