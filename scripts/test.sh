@@ -49,12 +49,13 @@ export CISTERN_REQUIRE_BACKENDS=1
 # Real Zaqar clients (Debian's python3-zaqarclient, and python3-openstackclient
 # for the `openstack messaging` CLI) drive the server in
 # server/zaqarclient_test.go and, with Keystone tokens, in
-# server/zaqarclient_keystone_test.go.
-if ! /usr/bin/python3 -c 'import zaqarclient' 2>/dev/null || [ ! -x /usr/bin/openstack ]; then
-  log "installing python3-zaqarclient python3-openstackclient"
+# server/zaqarclient_keystone_test.go; python3-websocket is what
+# zaqarclient's websocket transport needs.
+if ! /usr/bin/python3 -c 'import zaqarclient, websocket' 2>/dev/null || [ ! -x /usr/bin/openstack ]; then
+  log "installing python3-zaqarclient python3-openstackclient python3-websocket"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q python3-zaqarclient python3-openstackclient >/dev/null ||
-    { apt-get update -q >/dev/null && apt-get install -y -q python3-zaqarclient python3-openstackclient >/dev/null; }
+  apt-get install -y -q python3-zaqarclient python3-openstackclient python3-websocket >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q python3-zaqarclient python3-openstackclient python3-websocket >/dev/null; }
 fi
 export CISTERN_REQUIRE_ZAQARCLIENT=1
 

@@ -104,6 +104,7 @@ func (s *Server) postMessages(rq *request) (reply, error) {
 	if s.notify != nil {
 		s.notify.Posted(rq.ref())
 	}
+	s.wsPosted(rq.ref(), ids, msgs)
 	base := rq.queuePath() + "/messages"
 	res := wire.PostResult{Resources: make([]string, len(ids))}
 	for i, id := range ids {

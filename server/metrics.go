@@ -17,6 +17,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight prometheus.Gauge
+	// wsDropped counts messages not pushed to a subscribed socket whose
+	// backlog was full.
+	wsDropped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "cistern_http_requests_in_flight",
 			Help: "HTTP requests being answered.",
 		}),
+		wsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cistern_websocket_push_dropped_total",
+			Help: "New messages not pushed to a subscribed websocket because its backlog was full.",
+		}),
 	}
 	var err error
 	if m.requests, err = register(reg, m.requests); err != nil {
@@ -43,6 +50,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.inflight, err = register(reg, m.inflight); err != nil {
+		return nil, err
+	}
+	if m.wsDropped, err = register(reg, m.wsDropped); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -7,6 +7,9 @@
 // answer (errors.go, the only place that does), and records the access log
 // line and the metrics. In cluster mode (Options.Cluster), a valid request
 // for a queue another node owns is forwarded to that node (forward.go).
+// WebsocketHandler serves the same API as Zaqar's websocket transport, each
+// action as the HTTP request of the same operation through the public
+// handler, so both transports give the same answers (websocket.go).
 // docs/api.md lists where Cistern answers differently from Zaqar 15 and
 // why; docs/auth.md how Keystone tokens are checked.
 package server
@@ -157,6 +160,8 @@ type Server struct {
 	notify         Notifier // nil: none
 	// requireConfirmation: Options.RequireConfirmation.
 	requireConfirmation bool
+	// ws knows the open websockets and their subscriptions (websocket.go).
+	ws *wsHub
 }
 
 // New checks o and builds a Server.
@@ -183,6 +188,7 @@ func New(o Options) (*Server, error) {
 		notify:     o.Notify,
 
 		requireConfirmation: o.RequireConfirmation,
+		ws:                  newWSHub(),
 	}
 	if o.Cluster != nil && o.NodeID == "" {
 		return nil, errors.New("server: Options.NodeID is required with Options.Cluster")
@@ -243,13 +249,20 @@ func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 // MetricsHandler serves /metrics alone, for a listener of its own.
 func (s *Server) MetricsHandler() http.Handler { return s.metricsOnly }
 
-// Close drops the connections kept alive to other nodes (cluster mode).
-// Call it after the listeners are shut down.
+// Close closes the open websockets and drops the connections kept alive
+// to other nodes (cluster mode). Call it after the listeners are shut
+// down.
 func (s *Server) Close() {
+	s.CloseWebsockets()
 	if s.fwd != nil {
 		s.fwd.close()
 	}
 }
+
+// CloseWebsockets closes the open websockets (http.Server.Shutdown leaves
+// them: they are hijacked connections). Call it after the websocket
+// listener is shut down and before the engine is closed.
+func (s *Server) CloseWebsockets() { s.ws.closeAll() }
 
 // Registry returns the registry /metrics serves.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }

@@ -74,6 +74,9 @@ type Config struct {
 	// listener: an address of its own, or "public" for the public
 	// listener too; empty: the admin listener only.
 	MetricsListen string `yaml:"metrics_listen"`
+	// WebsocketListen, when set, serves Zaqar's websocket transport on a
+	// listener of its own (Zaqar's default port is 9000); empty: off.
+	WebsocketListen string `yaml:"websocket_listen"`
 	// Etcd, when it names endpoints, is cluster mode (cluster.go,
 	// docs/cluster.md): nodes on the same pools share the queues.
 	Etcd EtcdConfig `yaml:"etcd"`
@@ -274,7 +277,7 @@ Flags:
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), `
 Environment:
-  CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_METRICS_LISTEN, CISTERN_REQUEST_TIMEOUT,
+  CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_METRICS_LISTEN, CISTERN_WEBSOCKET_LISTEN, CISTERN_REQUEST_TIMEOUT,
   CISTERN_DATA, CISTERN_LOG_LEVEL, CISTERN_ETCD, CISTERN_NODE_ID, CISTERN_ADVERTISE,
   CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_SUBSCRIBER_ALLOW, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
   CISTERN_KEYSTONE_USER, CISTERN_KEYSTONE_PASSWORD, CISTERN_KEYSTONE_PROJECT,
@@ -306,6 +309,7 @@ Environment:
 		adminPprof    = fs.Bool("admin-pprof", false, "also serve Go's profiler under /debug/pprof/ on the admin listener")
 		authStrategy  = fs.String("auth-strategy", "", "noauth (default) or keystone (docs/auth.md); env CISTERN_AUTH_STRATEGY")
 		metricsListen = fs.String("metrics-listen", "", "where /metrics is served besides the admin listener: an address, or \"public\" for the public listener; env CISTERN_METRICS_LISTEN")
+		wsListen      = fs.String("websocket-listen", "", "address of Zaqar's websocket transport, like 127.0.0.1:9000; off when empty; env CISTERN_WEBSOCKET_LISTEN")
 		showVersion   = fs.Bool("version", false, "print the version and exit")
 		checkConfig   = fs.Bool("check-config", false, "print the merged configuration (secrets redacted) and where each pool came from, then exit: 0 when valid, 1 otherwise")
 		etcd          = fs.String("etcd", "", "comma-separated etcd endpoints, like http://127.0.0.1:2379: set, the node runs in cluster mode (docs/cluster.md); env CISTERN_ETCD")
@@ -354,6 +358,7 @@ Environment:
 	pick(&cfg.AdminListen, *adminListen, "CISTERN_ADMIN_LISTEN")
 	pick(&cfg.AuthStrategy, *authStrategy, "CISTERN_AUTH_STRATEGY")
 	pick(&cfg.MetricsListen, *metricsListen, "CISTERN_METRICS_LISTEN")
+	pick(&cfg.WebsocketListen, *wsListen, "CISTERN_WEBSOCKET_LISTEN")
 	pick(&cfg.NodeID, *nodeID, "CISTERN_NODE_ID")
 	pick(&cfg.Advertise, *advertise, "CISTERN_ADVERTISE")
 	allow := ""

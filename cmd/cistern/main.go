@@ -160,8 +160,11 @@ type daemon struct {
 	// metricsL serves /metrics alone (metrics_listen set to an address).
 	metricsL net.Listener
 	metrics  *http.Server
-	router   *placement.Router
-	srv      *server.Server
+	// wsL serves Zaqar's websocket transport (websocket_listen).
+	wsL    net.Listener
+	wsHS   *http.Server
+	router *placement.Router
+	srv    *server.Server
 	// node is this node's membership of a cluster (nil: a single node);
 	// released is the router its Release callback reaches, set once the
 	// router is open (the node joins before it).
@@ -367,6 +370,14 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		d.metricsL = limitListen(ml, cfg.HTTP.AdminMaxConnections)
 		d.metrics = d.httpServer(srv.MetricsHandler())
 	}
+	if cfg.WebsocketListen != "" {
+		wl, err := net.Listen("tcp", cfg.WebsocketListen)
+		if err != nil {
+			return nil, err
+		}
+		d.wsL = limitListen(wl, cfg.HTTP.MaxConnections)
+		d.wsHS = d.httpServer(srv.WebsocketHandler())
+	}
 	return d, nil
 }
 
@@ -458,6 +469,14 @@ func (d *daemon) main() error {
 			}
 		}()
 	}
+	if d.wsHS != nil {
+		d.log.Info().Str("listen", "ws://"+d.wsL.Addr().String()).Msg("Zaqar websocket transport")
+		go func() {
+			if err := d.wsHS.Serve(d.wsL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error().Err(err).Msg("websocket listener failed")
+			}
+		}()
+	}
 	err := d.http.Serve(d.ln)
 	<-d.done
 	if errors.Is(err, http.ErrServerClosed) {
@@ -479,6 +498,10 @@ func (d *daemon) warnExposure() {
 			d.log.Warn().Str("listen", d.addr()).Msg("serving WITHOUT AUTHENTICATION on a non-loopback address: " +
 				"anyone who reaches it can read, write and delete every project's queues (X-Project-ID is trusted); " +
 				"put an authenticating proxy in front or listen on 127.0.0.1")
+		}
+		if d.wsL != nil && !loopback(d.wsL.Addr()) {
+			d.log.Warn().Str("websocket_listen", d.wsL.Addr().String()).Msg("serving the websocket transport WITHOUT AUTHENTICATION on a non-loopback address: " +
+				"anyone who reaches it can read, write and delete every project's queues; listen on 127.0.0.1 or use auth_strategy keystone")
 		}
 	}
 	if d.admin == nil {
@@ -542,6 +565,10 @@ func (d *daemon) exit() {
 	if d.metrics != nil {
 		_ = d.metrics.Shutdown(ctx)
 	}
+	if d.wsHS != nil {
+		_ = d.wsHS.Shutdown(ctx)
+		d.srv.CloseWebsockets() // hijacked: Shutdown leaves them open
+	}
 	if err := d.http.Shutdown(ctx); err != nil {
 		d.log.Warn().Err(err).Msg("requests still running at shutdown")
 	}
@@ -564,7 +591,7 @@ func (d *daemon) close() {
 	if d.node != nil {
 		d.node.Close()
 	}
-	for _, l := range []net.Listener{d.ln, d.adminL, d.metricsL} {
+	for _, l := range []net.Listener{d.ln, d.adminL, d.metricsL, d.wsL} {
 		if l != nil {
 			l.Close()
 		}
