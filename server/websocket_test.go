@@ -391,14 +391,6 @@ func TestWebsocketClose(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	data, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
-}
 
 // TestWebsocketKeystone: with auth_strategy keystone a socket serves
 // nothing before an authenticate action validates its token, and then
