@@ -71,6 +71,49 @@ func boolParam(q wire.Query, link *linkQuery, name string) (bool, error) {
 	return v, err
 }
 
+// listStart is what a listing of queues or topics reads first: the page,
+// detailed and name, in the order its next link repeats them.
+type listStart struct {
+	link     linkQuery
+	marker   string
+	limit    int
+	detailed bool
+	name     string
+}
+
+func (s *Server) listStart(q wire.Query) (listStart, error) {
+	var ls listStart
+	var err error
+	if ls.link, ls.marker, ls.limit, err = pageStart(q, s.lim.DefaultQueuesPerPage); err != nil {
+		return ls, err
+	}
+	if ls.detailed, err = boolParam(q, &ls.link, "detailed"); err != nil {
+		return ls, err
+	}
+	if name, ok := q.Get("name"); ok {
+		ls.name = name
+		ls.link.set("name", name)
+	}
+	return ls, nil
+}
+
+// listFilters checks the listing's limit and takes every parameter not
+// in known as a metadata filter, as Zaqar does, repeating it in the link.
+func (s *Server) listFilters(q wire.Query, ls *listStart, known map[string]bool) ([]filter, error) {
+	if ls.limit < 1 || ls.limit > s.lim.MaxQueuesPerPage {
+		return nil, badAPI(fmt.Sprintf("Limit must be at least 1 and no greater than %d.", s.lim.MaxQueuesPerPage))
+	}
+	var filters []filter
+	for _, k := range q.Names() {
+		if !known[k] {
+			v, _ := q.Get(k)
+			filters = append(filters, filter{k, v})
+			ls.link.set(k, v)
+		}
+	}
+	return filters, nil
+}
+
 // queueListParams are the known parameters of GET /v2/queues; any other is
 // a metadata filter, as in Zaqar.
 var queueListParams = map[string]bool{"marker": true, "limit": true, "detailed": true, "name": true, "with_count": true}
@@ -79,34 +122,19 @@ var queueListParams = map[string]bool{"marker": true, "limit": true, "detailed":
 // filters are applied here by reading on through the catalog, since the
 // engine lists by name only.
 func (s *Server) listQueues(rq *request) (reply, error) {
-	q := rq.q
-	link, marker, limit, err := pageStart(q, s.lim.DefaultQueuesPerPage)
+	ls, err := s.listStart(rq.q)
 	if err != nil {
 		return reply{}, err
 	}
-	detailed, err := boolParam(q, &link, "detailed")
+	withCount, err := boolParam(rq.q, &ls.link, "with_count")
 	if err != nil {
 		return reply{}, err
 	}
-	name, hasName := q.Get("name")
-	if hasName {
-		link.set("name", name)
-	}
-	withCount, err := boolParam(q, &link, "with_count")
+	filters, err := s.listFilters(rq.q, &ls, queueListParams)
 	if err != nil {
 		return reply{}, err
 	}
-	if limit < 1 || limit > s.lim.MaxQueuesPerPage {
-		return reply{}, badAPI(fmt.Sprintf("Limit must be at least 1 and no greater than %d.", s.lim.MaxQueuesPerPage))
-	}
-	var filters []filter
-	for _, k := range q.Names() {
-		if !queueListParams[k] {
-			v, _ := q.Get(k)
-			filters = append(filters, filter{k, v})
-			link.set(k, v)
-		}
-	}
+	link, marker, limit, detailed, name := ls.link, ls.marker, ls.limit, ls.detailed, ls.name
 
 	queues, err := s.scanQueues(rq, queueNames, marker, limit, detailed, name, filters)
 	if err != nil {

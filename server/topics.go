@@ -1,8 +1,6 @@
 package server
 
 import (
-	"fmt"
-
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/server/wire"
 	"github.com/cistern-mq/cistern/topics"
@@ -96,30 +94,15 @@ var topicListParams = map[string]bool{"marker": true, "limit": true, "detailed":
 
 // listTopics answers GET /v2/topics, as listQueues answers for queues.
 func (s *Server) listTopics(rq *request) (reply, error) {
-	q := rq.q
-	link, marker, limit, err := pageStart(q, s.lim.DefaultQueuesPerPage)
+	ls, err := s.listStart(rq.q)
 	if err != nil {
 		return reply{}, err
 	}
-	detailed, err := boolParam(q, &link, "detailed")
+	filters, err := s.listFilters(rq.q, &ls, topicListParams)
 	if err != nil {
 		return reply{}, err
 	}
-	name, hasName := q.Get("name")
-	if hasName {
-		link.set("name", name)
-	}
-	if limit < 1 || limit > s.lim.MaxQueuesPerPage {
-		return reply{}, badAPI(fmt.Sprintf("Limit must be at least 1 and no greater than %d.", s.lim.MaxQueuesPerPage))
-	}
-	var filters []filter
-	for _, k := range q.Names() {
-		if !topicListParams[k] {
-			v, _ := q.Get(k)
-			filters = append(filters, filter{k, v})
-			link.set(k, v)
-		}
-	}
+	link, marker, limit, detailed, name := ls.link, ls.marker, ls.limit, ls.detailed, ls.name
 	found, err := s.scanQueues(rq, topicNames, marker, limit, detailed, name, filters)
 	if err != nil {
 		return reply{}, err

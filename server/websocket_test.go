@@ -391,7 +391,6 @@ func TestWebsocketClose(t *testing.T) {
 	}
 }
 
-
 // TestWebsocketKeystone: with auth_strategy keystone a socket serves
 // nothing before an authenticate action validates its token, and then
 // serves the token's project only, its own subscriptions included.
