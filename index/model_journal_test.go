@@ -36,7 +36,9 @@ func TestModelJournal(t *testing.T) {
 		seen.runs.Add(1)
 		r := &journalRun{t: t, mem: memdriver.New(), clk: enginetest.NewClock(), seen: &seen,
 			snapLogs: rapid.IntRange(1, 6).Draw(t, "snapLogs"),
-			refs:     []QueueRef{{Project: "p", Name: "a"}, {Project: "p", Name: "b"}, {Project: "x", Name: "a"}},
+			// Folds due by weight too (a body is about 8 bytes).
+			foldBytes: rapid.SampledFrom([]int{0, 0, 20}).Draw(t, "foldBytes"),
+			refs:      []QueueRef{{Project: "p", Name: "a"}, {Project: "p", Name: "b"}, {Project: "x", Name: "a"}},
 		}
 		r.models = map[QueueRef]*model{}
 		for _, ref := range r.refs {
@@ -83,21 +85,22 @@ type journalSeen struct {
 // journalRun is one run of TestModelJournal: the store, the engine over
 // it, and a model per queue.
 type journalRun struct {
-	t        *rapid.T
-	mem      *memdriver.Store
-	store    *cutStore
-	clk      *enginetest.Clock
-	e        *Engine
-	refs     []QueueRef
-	models   map[QueueRef]*model
-	n        int
-	snapLogs int
-	seen     *journalSeen
+	t         *rapid.T
+	mem       *memdriver.Store
+	store     *cutStore
+	clk       *enginetest.Clock
+	e         *Engine
+	refs      []QueueRef
+	models    map[QueueRef]*model
+	n         int
+	snapLogs  int
+	foldBytes int
+	seen      *journalSeen
 }
 
 func (r *journalRun) options(s drivers.Store) Options {
 	o := Options{Store: s, Clock: r.clk, Logger: zerolog.Nop(), NoJanitor: true,
-		SnapshotLogs: r.snapLogs, MaxBatchRecords: 7}
+		SnapshotLogs: r.snapLogs, FoldBytes: r.foldBytes, MaxBatchRecords: 7}
 	if os.Getenv("CISTERN_TEST_LOG") != "" {
 		o.Logger = zerolog.New(os.Stderr).Level(zerolog.DebugLevel)
 	}
@@ -504,7 +507,7 @@ func (r *journalRun) closeReopen(t *rapid.T) {
 // between two store calls: the n-th lands or not. Whatever fails next is
 // unknown, and the engine is replaced then (unknown).
 func (r *journalRun) cutAt(t *rapid.T) {
-	n := rapid.IntRange(1, 25).Draw(t, "cutCall")
+	n := rapid.IntRange(1, 12).Draw(t, "cutCall")
 	lands := rapid.Bool().Draw(t, "cutLands")
 	r.store.cutAt(n, lands)
 }
