@@ -1,10 +1,13 @@
 package index_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/memdriver"
@@ -12,7 +15,7 @@ import (
 	"github.com/cistern-mq/cistern/index/enginetest"
 )
 
-// Recovery of the node's journal at Open, in the two cases
+// Recovery of the node's journal, in the cases
 // TestModelJournal found (its sequences are kept under testdata/rapid).
 
 // journalKeys lists the journal objects in s.
@@ -107,5 +110,97 @@ func TestJournalTrimLeftoversDeleted(t *testing.T) {
 	}
 	if want := []string{`"a"`, `"b"`}; !slices.Equal(bodiesOf(got), want) {
 		t.Fatalf("%s holds %v, want %v", ref, bodiesOf(got), want)
+	}
+}
+
+// TestJournalFoldAfterUnrecordedFold: a fold writes its body object and
+// snapshot under number k, and the engine dies before the catalog entry
+// records it. The next engine loads the queue from the fold before, and
+// its own next fold takes the same k: the body object there (the dead
+// engine's, with other bodies) must not stop it from folding, or the
+// queue never leaves the journal and a clean stop leaves the journal
+// behind. Found by TestModelJournal.
+func TestJournalFoldAfterUnrecordedFold(t *testing.T) {
+	mem := memdriver.New()
+	clk := enginetest.NewClock()
+	ref := index.QueueRef{Project: "p", Name: "q"}
+	snapObjects := func() []string {
+		var out []string
+		ps, err := mem.ListContainers(ctx, &drivers.ListOptions{Prefix: "q-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ps.Objects {
+			p, err := mem.List(ctx, c.Key, &drivers.ListOptions{Prefix: "snap/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range p.Objects {
+				out = append(out, o.Key)
+			}
+		}
+		return out
+	}
+	recorded := func() uint64 {
+		var ent struct{ Snap uint64 }
+		data, err := mem.Get(ctx, index.ControlContainer, "catalog/"+index.RefKey(ref), nil)
+		if err == nil {
+			err = json.Unmarshal(data, &ent)
+		}
+		if err != nil && !errors.Is(err, drivers.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return ent.Snap
+	}
+	dead := &enginetest.Crashable{Store: mem}
+	e, err := index.Open(ctx, index.Options{Store: dead, Clock: clk, NoJanitor: true, SnapshotLogs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	postOne(t, e, ref, `"a"`)
+	postOne(t, e, ref, `"b"`) // the second batch: a fold, recorded
+	enginetest.Eventually(t, "the first fold recorded", func() bool { return recorded() > 0 })
+	mem.SetFault(func(op memdriver.Op, _, key string) error {
+		if op == memdriver.OpPut && strings.HasPrefix(key, "catalog/") {
+			return drivers.Errorf(drivers.ErrUnavailable, "the engine dies before it records the fold")
+		}
+		return nil
+	})
+	// c expires before the next fold: its body object holds d alone.
+	if _, err := e.Post(ctx, ref, "c", []index.NewMessage{{Body: []byte(`"c"`), TTL: 60}}); err != nil {
+		t.Fatal(err)
+	}
+	postOne(t, e, ref, `"d"`) // a fold whose record fails
+	enginetest.Eventually(t, "the second fold's snapshot written", func() bool {
+		return slices.ContainsFunc(snapObjects(), func(k string) bool { return k > fmt.Sprintf("snap/%020d", recorded()) })
+	})
+	dead.Crash()
+	mem.SetFault(nil)
+
+	e2, err := index.Open(ctx, index.Options{Store: mem, Clock: clk, NoJanitor: true, SnapshotLogs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e2.List(ctx, ref, index.ListOptions{Limit: 10, Echo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`"a"`, `"b"`, `"c"`, `"d"`}; !slices.Equal(bodiesOf(got), want) {
+		t.Fatalf("%s holds %v, want %v", ref, bodiesOf(got), want)
+	}
+	clk.Advance(2 * time.Minute) // c expires; a fold is due by time
+	e2.Janitor()
+	e2.Close()
+	if left := journalKeys(t, mem); len(left) > 0 {
+		t.Errorf("a clean Close left journal objects %v: the queue could not fold", left)
+	}
+	e3 := openFaultClock(t, mem, clk)
+	got, err = e3.List(ctx, ref, index.ListOptions{Limit: 10, Echo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`"a"`, `"b"`, `"d"`}; !slices.Equal(bodiesOf(got), want) {
+		t.Fatalf("after a clean stop %s holds %v, want %v", ref, bodiesOf(got), want)
 	}
 }
