@@ -505,7 +505,7 @@ func (r *journalRun) closeReopen(t *rapid.T) {
 
 // cutAt makes the engine's store fail from its n-th call on, as a crash
 // between two store calls: the n-th lands or not. Whatever fails next is
-// unknown, and the engine is replaced then (unknown).
+// unknown: the engine is replaced then (journalRun.unknown).
 func (r *journalRun) cutAt(t *rapid.T) {
 	n := rapid.IntRange(1, 12).Draw(t, "cutCall")
 	lands := rapid.Bool().Draw(t, "cutLands")
