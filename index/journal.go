@@ -33,9 +33,12 @@ import (
 // object, because a fold moves its body.
 //
 // Recovery at Open reads journal-start and then journal objects directly
-// (never a listing) until one is missing; objects are written one at a
-// time and in order, so a missing one is the end. Which sections each
-// queue still has is kept in memory; a queue applies them when it loads.
+// (a listing may lag) until one is missing; objects are written one at a
+// time and in order, so a missing one is the end. One listing then checks
+// that no object lies past that end (one in between was lost: Open
+// refuses) and deletes the objects below the start a trim left behind.
+// Which sections each queue still has is kept in memory; a queue applies
+// them when it loads.
 //
 // A journal write that fails for good fails every batch in it (their
 // queues reload from the store, with the sections already durable), and
@@ -368,22 +371,39 @@ func (j *journal) recover(ctx context.Context) error {
 		return fmt.Errorf("index: read journal start: %w", err)
 	}
 	seq := start
-	for {
-		data, err := e.store.Get(ctx, controlContainer, journalKey(seq), nil)
-		if errors.Is(err, drivers.ErrNotFound) {
+	for lateOnce := false; ; {
+		for {
+			data, err := e.store.Get(ctx, controlContainer, journalKey(seq), nil)
+			if errors.Is(err, drivers.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("index: read journal %d: %w", seq, err)
+			}
+			_, secs, err := decodeJournal(data)
+			if err != nil {
+				return fmt.Errorf("%w: index: journal %d: %w", drivers.ErrUnavailable, seq, err)
+			}
+			for _, s := range secs {
+				j.add(s.ref, sectionRef{gen: s.gen, batch: s.batch, obj: seq, off: s.off, size: s.size})
+			}
+			seq++
+		}
+		later, err := j.sweep(ctx, start, seq)
+		if err != nil {
+			return err
+		}
+		if later == 0 {
 			break
 		}
-		if err != nil {
-			return fmt.Errorf("index: read journal %d: %w", seq, err)
+		if lateOnce {
+			// Objects are written one after another: one past the
+			// first missing number means one in between was lost,
+			// and with it batches that were acknowledged.
+			return fmt.Errorf("%w: index: journal %d is missing while journal %d exists", drivers.ErrUnavailable, seq, later)
 		}
-		_, secs, err := decodeJournal(data)
-		if err != nil {
-			return fmt.Errorf("%w: index: journal %d: %w", drivers.ErrUnavailable, seq, err)
-		}
-		for _, s := range secs {
-			j.add(s.ref, sectionRef{gen: s.gen, batch: s.batch, obj: seq, off: s.off, size: s.size})
-		}
-		seq++
+		// Or it was a write of a dead engine landing late: read on.
+		lateOnce = true
 	}
 	j.start, j.next = start, seq
 	if seq > start {
@@ -391,6 +411,41 @@ func (j *journal) recover(ctx context.Context) error {
 			Msg("journal read back")
 	}
 	return nil
+}
+
+// sweep lists the journal once: it deletes the objects below start that
+// a trim failed to delete, and returns the first object at or past end
+// (0: none), which direct reads cannot see. A listing that lags may miss
+// one; it never shows an object past the end that was not written.
+func (j *journal) sweep(ctx context.Context, start, end journalSeq) (journalSeq, error) {
+	e := j.e
+	var stale []string
+	var later journalSeq
+	marker := ""
+	for later == 0 {
+		p, err := e.store.List(ctx, controlContainer, &drivers.ListOptions{Prefix: journalPrefix, Marker: marker})
+		if err != nil {
+			return 0, fmt.Errorf("index: list journal: %w", err)
+		}
+		for _, o := range p.Objects {
+			seq, ok := parseSeqKey(o.Key, journalPrefix)
+			switch s := journalSeq(seq); {
+			case !ok:
+			case s < start:
+				stale = append(stale, o.Key)
+			case s >= end && later == 0:
+				later = s
+			}
+		}
+		if p.Next == "" {
+			break
+		}
+		marker = p.Next
+	}
+	if err := drivers.DeleteMany(ctx, e.store, controlContainer, stale); err != nil {
+		e.log.Warn().Err(err).Int("objects", len(stale)).Msg("deleting journal objects below the start failed; the next start tries again")
+	}
+	return later, nil
 }
 
 // replay applies q's unfolded sections past its log last to st, reading
