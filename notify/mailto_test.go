@@ -20,7 +20,8 @@ import (
 )
 
 // smtpSink is Debian's python3-aiosmtpd on 127.0.0.1, keeping every mail
-// it takes in a Maildir.
+// it takes in a Maildir; it refuses recipients nobody@... for good (550),
+// as a server without that mailbox does.
 type smtpSink struct {
 	addr string
 	dir  string
@@ -54,8 +55,13 @@ func startSMTPSink(t *testing.T, addr string) *smtpSink {
 	if err := exec.Command(python, "-c", "import aiosmtpd").Run(); err != nil {
 		unavailable("no SMTP sink (apt-get install python3-aiosmtpd): %v", err)
 	}
-	s := &smtpSink{addr: addr, dir: filepath.Join(t.TempDir(), "maildir")}
-	cmd := exec.Command(python, "-m", "aiosmtpd", "-n", "-l", addr, "-c", "aiosmtpd.handlers.Mailbox", s.dir)
+	dir := t.TempDir()
+	s := &smtpSink{addr: addr, dir: filepath.Join(dir, "maildir")}
+	if err := os.WriteFile(filepath.Join(dir, "sinkhandler.py"), []byte(sinkHandler), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(python, "-m", "aiosmtpd", "-n", "-l", addr, "-c", "sinkhandler.Sink", s.dir)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+dir)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		unavailable("starting the SMTP sink: %v", err)
@@ -82,6 +88,18 @@ func startSMTPSink(t *testing.T, addr string) *smtpSink {
 		}
 	}
 }
+
+// sinkHandler is the sink's aiosmtpd handler: a Maildir that has no
+// mailbox nobody@.
+const sinkHandler = `from aiosmtpd.handlers import Mailbox
+
+class Sink(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+`
 
 // sunkMail is one mail the sink took, decoded.
 type sunkMail struct {
@@ -237,5 +255,31 @@ func TestParseMailto(t *testing.T) {
 		if to != c.to || subject != c.subject || ok != c.ok {
 			t.Errorf("ParseMailto(%q) = %q, %q, %v; want %q, %q, %v", c.uri, to, subject, ok, c.to, c.subject, c.ok)
 		}
+	}
+}
+
+// TestMailtoRefusedForGoodIsNotRetried: a 5xx reply is the server's
+// final answer, as a webhook's 4xx: the subscription moves on instead of
+// retrying that message until it expires and holding back the next ones.
+func TestMailtoRefusedForGoodIsNotRetried(t *testing.T) {
+	sink := startSMTPSink(t, freeAddr(t))
+	w := newWorld(t, fsStore(t), enginetest.NewClock())
+	defer w.eng.Close()
+	sub, _, err := w.subs.Create(context.Background(), testRef, "mailto:nobody@example.com", 3600, json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.post(t, testRef, 0, 2)
+	var ws waits
+	d := w.mailDeliverer(t, sink.addr, ws.wait)
+	defer d.Close()
+	drivertest.Eventually(t, "the cursor past both messages", func() bool {
+		c, err := w.subs.Cursor(context.Background(), testRef, sub.ID)
+		return err == nil && c.Seq > 0 && c.MessageID != ""
+	})
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if len(ws.d) != 0 || len(sink.mails(t)) != 0 {
+		t.Fatalf("retried after a 550 (waits %v) or delivered %d mails", ws.d, len(sink.mails(t)))
 	}
 }
