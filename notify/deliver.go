@@ -65,10 +65,10 @@ type subKeyT struct {
 	id  ID
 }
 
-// Deliverer delivers messages to subscribers (webhooks and mailto:). It keeps in memory
-// only which subscriptions are being worked on: what each still owes is
-// its cursor in the store, so a slow or dead subscriber holds one
-// goroutine, never a growing backlog.
+// Deliverer delivers messages to subscribers, webhooks and mailto:. It
+// keeps in memory only which subscriptions are being worked on: what each
+// still owes is its cursor in the store, so a slow or dead subscriber
+// holds one goroutine, never a growing backlog.
 type Deliverer struct {
 	o      DeliverOptions
 	log    zerolog.Logger
