@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"mime"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MailOptions is the SMTP server mailto: subscribers are delivered
@@ -84,10 +85,8 @@ var errNoSMTP = errors.New("mailto subscriber but no smtp server is configured")
 // message body holds.
 func mailMessage(from, to, subject string, text []byte, now time.Time) ([]byte, error) {
 	var b bytes.Buffer
-	// Q-encoding turns any control character (CR, LF) into =XX, so a
-	// subject cannot add header lines.
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n", from, to,
-		mime.QEncoding.Encode("utf-8", subject), now.UTC().Format(time.RFC1123Z))
+		encodeSubject(subject), now.UTC().Format(time.RFC1123Z))
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
 	w := quotedprintable.NewWriter(&b)
 	if _, err := w.Write(text); err != nil {
@@ -98,6 +97,35 @@ func mailMessage(from, to, subject string, text []byte, now time.Time) ([]byte, 
 	}
 	b.WriteString("\r\n")
 	return b.Bytes(), nil
+}
+
+// encodeSubject renders a subject as one header value: as is when it is
+// short printable ASCII, else as base64 encoded words of whole runes,
+// one per folded line. A subject can then neither add header lines (CR
+// and LF are inside base64) nor pass SMTP's 998-octet line limit, which
+// would get the mail refused for good.
+func encodeSubject(s string) string {
+	const plainMax, chunk = 60, 45 // a 45-byte chunk is a 72-character word
+	plain := len(s) <= plainMax
+	for i := 0; plain && i < len(s); i++ {
+		plain = s[i] >= ' ' && s[i] <= '~'
+	}
+	if plain {
+		return s
+	}
+	var words []string
+	for len(s) > 0 {
+		n := min(chunk, len(s))
+		for n < len(s) && n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		if n == 0 { // no rune starts in reach: invalid UTF-8, cut anyway
+			n = min(chunk, len(s))
+		}
+		words = append(words, "=?utf-8?b?"+base64.StdEncoding.EncodeToString([]byte(s[:n]))+"?=")
+		s = s[n:]
+	}
+	return strings.Join(words, "\r\n ")
 }
 
 // permanentSMTP reports whether err is the server's permanent refusal

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"mime"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,48 @@ func TestMailtoRefusedForGoodIsNotRetried(t *testing.T) {
 	defer ws.mu.Unlock()
 	if len(ws.d) != 0 || len(sink.Mails(t)) != 0 {
 		t.Fatalf("retried after a 550 (waits %v) or delivered %d mails", ws.d, len(sink.Mails(t)))
+	}
+}
+
+// TestMailtoLongSubject: a subject longer than SMTP's line limit, in
+// ASCII and not, arrives whole (folded into encoded words), where as one
+// header line the server would refuse the mail for good.
+func TestMailtoLongSubject(t *testing.T) {
+	sink := smtptest.Start(t, smtptest.FreeAddr(t))
+	w := newWorld(t, fsStore(t), enginetest.NewClock())
+	defer w.eng.Close()
+	subjects := map[string]string{
+		"ascii@example.com":   strings.Repeat("queue alert ", 150),
+		"unicode@example.com": strings.Repeat("Ünïcödé ✓ ", 150),
+	}
+	for to, subject := range subjects {
+		opts, _ := json.Marshal(map[string]string{"subject": subject})
+		if _, _, err := w.subs.Create(context.Background(), testRef, "mailto:"+to, 3600, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.post(t, testRef, 0, 1)
+	d := w.mailDeliverer(t, sink.Addr, nil)
+	defer d.Close()
+	drivertest.Eventually(t, "2 mails", func() bool { return len(sink.Mails(t)) >= 2 })
+	for _, m := range sink.Mails(t) {
+		if m.Subject != subjects[m.To] {
+			t.Errorf("to %s: subject %q", m.To, m.Subject)
+		}
+	}
+}
+
+func TestEncodeSubject(t *testing.T) {
+	for _, s := range []string{"", "short", "line\r\nBcc: x@example.com", strings.Repeat("é", 500), strings.Repeat("a", 2000), "\xff\xfe" + strings.Repeat("\x80", 100)} {
+		enc := encodeSubject(s)
+		for _, line := range strings.Split(enc, "\r\n") {
+			if len(line) > 78 || strings.ContainsAny(line, "\r\n") {
+				t.Fatalf("encodeSubject(%q) has line %q", s, line)
+			}
+		}
+		dec, err := new(mime.WordDecoder).DecodeHeader(strings.ReplaceAll(enc, "\r\n ", " "))
+		if err != nil || dec != s {
+			t.Fatalf("encodeSubject(%q) = %q, decodes to %q, %v", s, enc, dec, err)
+		}
 	}
 }
