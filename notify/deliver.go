@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -50,6 +51,9 @@ type DeliverOptions struct {
 	// RequireConfirmation delivers to confirmed subscriptions only, as
 	// Zaqar's require_confirmation; by default all are delivered to.
 	RequireConfirmation bool
+	// Mail is the SMTP server of mailto: subscribers; nil: none, and
+	// they are not delivered to (the server refuses them).
+	Mail *MailOptions
 }
 
 // batchSize is how many messages one pass reads; the cursor is written
@@ -61,10 +65,10 @@ type subKeyT struct {
 	id  ID
 }
 
-// Deliverer delivers messages to webhook subscribers. It keeps in memory
-// only which subscriptions are being worked on: what each still owes is
-// its cursor in the store, so a slow or dead subscriber holds one
-// goroutine, never a growing backlog.
+// Deliverer delivers messages to subscribers, webhooks and mailto:. It
+// keeps in memory only which subscriptions are being worked on: what each
+// still owes is its cursor in the store, so a slow or dead subscriber
+// holds one goroutine, never a growing backlog.
 type Deliverer struct {
 	o      DeliverOptions
 	log    zerolog.Logger
@@ -81,6 +85,8 @@ type Deliverer struct {
 	hosts   map[string]chan struct{} // per-host request slots
 	created map[subKeyT]Subscription // new subscriptions to start
 	notices chan struct{}            // slots of confirmation notices in flight
+	// envelopeFrom is the SMTP envelope sender: the address of Mail.From.
+	envelopeFrom string
 }
 
 // NewDeliverer starts delivering: at once every subscription in the store
@@ -113,11 +119,20 @@ func NewDeliverer(o DeliverOptions) (*Deliverer, error) {
 	if o.Rescan <= 0 {
 		o.Rescan = time.Minute
 	}
+	if o.Mail != nil {
+		if err := o.Mail.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	d := &Deliverer{
 		o: o, log: o.Logger.With().Str("component", "notify").Logger(),
 		wake: make(chan struct{}, 1), active: map[subKeyT]bool{}, queues: map[index.QueueRef]bool{},
 		posted: map[index.QueueRef]bool{}, hosts: map[string]chan struct{}{}, created: map[subKeyT]Subscription{},
 		notices: make(chan struct{}, maxNotices),
+	}
+	if o.Mail != nil {
+		a, _ := mail.ParseAddress(o.Mail.From) // Validate parsed it
+		d.envelopeFrom = a.Address
 	}
 	d.client = &http.Client{
 		Timeout: o.RequestTimeout,
@@ -191,13 +206,14 @@ func (d *Deliverer) Notice(sub Subscription, body []byte) {
 	go func() {
 		defer d.wg.Done()
 		defer func() { <-d.notices }()
-		_, header, err := payload(sub, index.Message{}, d.o.Now())
+		n, err := notificationOf(sub, index.Message{}, d.o.Now())
 		if err != nil {
 			return
 		}
+		n.webhook, n.text, n.subject = body, body, noticeSubject(body)
 		waits, _ := d.policy(sub).Schedule()
 		for attempt := 0; ; attempt++ {
-			err := d.post(sub.Subscriber, body, header)
+			err := d.send(sub, n)
 			if err == nil {
 				return
 			}
@@ -404,22 +420,22 @@ func (d *Deliverer) policy(sub Subscription) RetryPolicy {
 // (done), so that a crash during a long outage repeats no more than the
 // batch so far.
 func (d *Deliverer) deliver(sub Subscription, m index.Message, p RetryPolicy, done Cursor) error {
-	data, header, err := payload(sub, m, d.o.Now())
+	n, err := notificationOf(sub, m, d.o.Now())
 	if err != nil {
 		return err
 	}
 	waits, after := p.Schedule()
 	savedCursor := false
 	for attempt := 0; ; attempt++ {
-		err := d.post(sub.Subscriber, data, header)
+		err := d.send(sub, n)
 		if err == nil {
 			return nil
 		}
 		if attempt == 0 {
-			d.log.Info().Err(err).Str("subscriber", sub.Subscriber).Str("message", m.ID).Msg("webhook delivery failed; retrying")
+			d.log.Info().Err(err).Str("subscriber", sub.Subscriber).Str("message", m.ID).Msg("delivery failed; retrying")
 		}
 		if !m.Expires.After(d.o.Now()) {
-			d.log.Warn().Str("subscriber", sub.Subscriber).Str("message", m.ID).Msg("message expired before its webhook took it")
+			d.log.Warn().Str("subscriber", sub.Subscriber).Str("message", m.ID).Msg("message expired before its subscriber took it")
 			return nil
 		}
 		if !savedCursor && done.Seq > 0 {
@@ -444,6 +460,75 @@ func (d *Deliverer) deliver(sub Subscription, m index.Message, p RetryPolicy, do
 			return nil
 		}
 	}
+}
+
+// notification is what one delivery sends, to a webhook or by mail.
+type notification struct {
+	webhook []byte      // the webhook request's body
+	header  http.Header // its headers
+	text    []byte      // a mail's text: the message as JSON
+	subject string      // a mail's subject when neither URI nor options give one
+}
+
+// send makes one attempt at delivering n to sub's subscriber: a mail for
+// a mailto: subscriber, else a webhook request.
+func (d *Deliverer) send(sub Subscription, n notification) error {
+	to, subject, ok := ParseMailto(sub.Subscriber)
+	if !ok {
+		return d.post(sub.Subscriber, n.webhook, n.header)
+	}
+	if d.o.Mail == nil {
+		return errNoSMTP
+	}
+	var opts struct {
+		From    string `json:"from"`
+		Subject string `json:"subject"`
+	}
+	_ = json.Unmarshal(sub.Options, &opts) // a non-string option is as absent
+	// As Zaqar: the URI's subject, else the options', else (Cistern) the
+	// notice's; the options' from, if it is an address, else the server's.
+	if subject == "" {
+		subject = opts.Subject
+	}
+	if subject == "" {
+		subject = n.subject
+	}
+	from := d.o.Mail.From
+	if a, err := mail.ParseAddress(opts.From); err == nil {
+		from = a.String()
+	}
+	msg, err := mailMessage(from, to, subject, n.text, d.o.Now())
+	if err != nil {
+		return err
+	}
+	slot := d.hostSlot("smtp " + d.o.Mail.Addr)
+	select {
+	case slot <- struct{}{}:
+	case <-d.ctx.Done():
+		return d.ctx.Err()
+	}
+	defer func() { <-slot }()
+	err = sendMail(d.ctx, *d.o.Mail, d.envelopeFrom, d.o.RequestTimeout, to, msg)
+	if permanentSMTP(err) {
+		// Refused for good (no such mailbox...): like a webhook's 4xx,
+		// the subscriber answered, and repeating would not change it.
+		d.log.Warn().Err(err).Str("subscriber", sub.Subscriber).Msg("the SMTP server refused the mail; not retried")
+		return nil
+	}
+	return err
+}
+
+// noticeSubject is the subject of a notice's mail, Zaqar's default
+// templates' topics.
+func noticeSubject(body []byte) string {
+	var n struct {
+		Type string `json:"Message_Type"`
+	}
+	_ = json.Unmarshal(body, &n)
+	if n.Type == "UnsubscribeConfirmation" {
+		return "Unsubscribe notification"
+	}
+	return "Hello, please confirm your subscription"
 }
 
 // post makes one webhook request, holding one of the host's slots.
@@ -487,14 +572,16 @@ func (d *Deliverer) hostSlot(host string) chan struct{} {
 	return c
 }
 
-// payload is the request Zaqar's webhook task makes for one message: the
+// notificationOf is what is sent of m to sub. Its webhook request is the
+// request Zaqar's webhook task makes for one message: the
 // message as JSON with queue_name (a topic's name for a topic's
 // subscription, as in Zaqar) and Message_Type added (Cistern adds
 // its id and age too, so that a receiver can drop the duplicates
 // at-least-once delivery may bring), or options.post_data with
 // "$zaqar_message$" (quoted) replaced by it; headers Content-Type
-// application/json and options.post_headers.
-func payload(sub Subscription, m index.Message, now time.Time) ([]byte, http.Header, error) {
+// application/json and options.post_headers. Its mail text is that
+// message as JSON, as Zaqar's mailto task sends it.
+func notificationOf(sub Subscription, m index.Message, now time.Time) (notification, error) {
 	var opts struct {
 		PostData    json.RawMessage            `json:"post_data"`
 		PostHeaders map[string]json.RawMessage `json:"post_headers"`
@@ -513,7 +600,7 @@ func payload(sub Subscription, m index.Message, now time.Time) ([]byte, http.Hea
 		MessageType string          `json:"Message_Type"`
 	}{m.ID, body, m.TTL, max(int64(now.Sub(m.Created)/time.Second), 0), topics.Display(sub.Queue), "Notification"})
 	if err != nil {
-		return nil, nil, err
+		return notification{}, err
 	}
 	data := msg
 	var tmpl string
@@ -529,5 +616,5 @@ func payload(sub Subscription, m index.Message, now time.Time) ([]byte, http.Hea
 		}
 		h.Set(k, s)
 	}
-	return data, h, nil
+	return notification{webhook: data, header: h, text: msg}, nil
 }

@@ -79,7 +79,7 @@ type world struct {
 	subs *Store
 }
 
-func newWorld(t *testing.T, st drivers.Store, clk *enginetest.Clock) *world {
+func newWorld(t testing.TB, st drivers.Store, clk *enginetest.Clock) *world {
 	t.Helper()
 	eng, err := index.Open(context.Background(), index.Options{Store: st, Clock: clk, Logger: zerolog.Nop(), NoJanitor: true})
 	if err != nil {

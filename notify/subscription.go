@@ -1,6 +1,6 @@
 // Package notify keeps the subscriptions of queues in the object store and
-// delivers each queue's messages to its webhook subscribers, at least once
-// across crashes.
+// delivers each queue's messages to its subscribers (webhooks, and mailto:
+// through an SMTP server), at least once across crashes.
 //
 // Contracts:
 //   - A Store keeps subscriptions in the control container of one store
@@ -12,6 +12,8 @@
 //     still in the queue when delivery reaches it. What it owes is a cursor
 //     in the store (the last message delivered), advanced only after the
 //     subscriber answered, so a crash repeats deliveries and loses none.
+//     Mail (mailto.go) goes through the same cursor and retries: the SMTP
+//     server accepting the mail counts as the subscriber's answer.
 //
 // docs/api.md (Subscriptions) says what Zaqar clients see.
 package notify

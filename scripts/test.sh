@@ -50,12 +50,13 @@ export CISTERN_REQUIRE_BACKENDS=1
 # for the `openstack messaging` CLI) drive the server in
 # server/zaqarclient_test.go and, with Keystone tokens, in
 # server/zaqarclient_keystone_test.go; python3-websocket is what
-# zaqarclient's websocket transport needs.
-if ! /usr/bin/python3 -c 'import zaqarclient, websocket' 2>/dev/null || [ ! -x /usr/bin/openstack ]; then
-  log "installing python3-zaqarclient python3-openstackclient python3-websocket"
+# zaqarclient's websocket transport needs; python3-aiosmtpd is the SMTP sink
+# mailto: delivery is tested against (notify/mailto_test.go).
+if ! /usr/bin/python3 -c 'import zaqarclient, websocket, aiosmtpd' 2>/dev/null || [ ! -x /usr/bin/openstack ]; then
+  log "installing python3-zaqarclient python3-openstackclient python3-websocket python3-aiosmtpd"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q python3-zaqarclient python3-openstackclient python3-websocket >/dev/null ||
-    { apt-get update -q >/dev/null && apt-get install -y -q python3-zaqarclient python3-openstackclient python3-websocket >/dev/null; }
+  apt-get install -y -q python3-zaqarclient python3-openstackclient python3-websocket python3-aiosmtpd >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q python3-zaqarclient python3-openstackclient python3-websocket python3-aiosmtpd >/dev/null; }
 fi
 export CISTERN_REQUIRE_ZAQARCLIENT=1
 

@@ -117,6 +117,9 @@ type Options struct {
 	// SharedSecret), and only confirmed ones are delivered to (give the
 	// deliverer the same setting).
 	RequireConfirmation bool
+	// Mailto accepts mailto: subscribers: the deliverer has an SMTP server
+	// (notify.DeliverOptions.Mail). Without it they are refused with 400.
+	Mailto bool
 }
 
 // Notifier is told what delivery should look at now (notify.Deliverer).
@@ -160,6 +163,8 @@ type Server struct {
 	notify         Notifier // nil: none
 	// requireConfirmation: Options.RequireConfirmation.
 	requireConfirmation bool
+	// subscriberTypes are the subscriber URI schemes accepted.
+	subscriberTypes []string
 	// ws knows the open websockets and their subscriptions (websocket.go).
 	ws *wsHub
 }
@@ -188,6 +193,7 @@ func New(o Options) (*Server, error) {
 		notify:     o.Notify,
 
 		requireConfirmation: o.RequireConfirmation,
+		subscriberTypes:     subscriberTypes(o.Mailto),
 		ws:                  newWSHub(),
 	}
 	if o.Cluster != nil && o.NodeID == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/cistern-mq/cistern/notify"
@@ -25,10 +26,16 @@ const minSubscriptionTTL = 60
 // a subscription TTL.
 var maxSubscriptionExpiry = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
 
-// subscriberTypes are the subscriber URI schemes Cistern delivers to.
-// Zaqar's default also has mailto and trust+http(s), which Cistern does
-// not deliver to and so refuses rather than accept in silence.
-var subscriberTypes = []string{"http", "https"}
+// subscriberTypes are the subscriber URI schemes Cistern delivers to:
+// mailto only with an SMTP server to send through. Zaqar's default also
+// has trust+http(s), which Cistern does not deliver to and so refuses
+// rather than accept in silence.
+func subscriberTypes(mailto bool) []string {
+	if mailto {
+		return []string{"http", "https", notify.MailtoScheme}
+	}
+	return []string{"http", "https"}
+}
 
 // subscriptionView is a subscription as GET and list show it, in Zaqar's
 // key order.
@@ -85,8 +92,16 @@ func (s *Server) decodeSubscription(data []byte, post bool) (subscriptionDoc, er
 	if hasSubscriber && (post || wire.Truthy(raw)) {
 		str, ok := wire.String(raw)
 		u, err := url.Parse(str)
-		if !ok || err != nil || !validSubscriberType(u.Scheme) || u.Host == "" {
-			return d, badAPI(fmt.Sprintf("The subscriber type of subscription must be supported in the list %s.", pyList(subscriberTypes)))
+		if !ok || err != nil || !slices.Contains(s.subscriberTypes, u.Scheme) {
+			return d, badAPI(fmt.Sprintf("The subscriber type of subscription must be supported in the list %s.", pyList(s.subscriberTypes)))
+		}
+		// Zaqar checks the scheme only; Cistern refuses what it could
+		// not deliver to: a webhook without a host, a mailto: that is
+		// not one plain address.
+		if _, _, isMail := notify.ParseMailto(str); u.Scheme == notify.MailtoScheme && !isMail {
+			return d, badAPI("The subscriber of a mailto subscription must be one address, like mailto:ops@example.com.")
+		} else if u.Scheme != notify.MailtoScheme && u.Host == "" {
+			return d, badAPI(fmt.Sprintf("The subscriber type of subscription must be supported in the list %s.", pyList(s.subscriberTypes)))
 		}
 		d.subscriber = &str
 	}
@@ -121,15 +136,6 @@ func (s *Server) decodeSubscription(data []byte, post bool) (subscriptionDoc, er
 		d.ttl = &ttl
 	}
 	return d, nil
-}
-
-func validSubscriberType(scheme string) bool {
-	for _, t := range subscriberTypes {
-		if scheme == t {
-			return true
-		}
-	}
-	return false
 }
 
 // pyList renders strings as Python prints a list of them.

@@ -204,3 +204,26 @@ func TestSubscriptionsGoWithQueue(t *testing.T) {
 	e.must(req{method: "POST", path: "/v2/queues/sq/purge", body: `{"resource_types": ["messages"]}`}, http.StatusNoContent)
 	e.must(req{method: "GET", path: subsPath + "/" + id}, http.StatusOK)
 }
+
+// TestSubscriptionMailto: with an SMTP server (Options.Mailto) a mailto:
+// subscriber of one plain address is taken; anything else is refused.
+func TestSubscriptionMailto(t *testing.T) {
+	e := newEnv(t, envOpts{single: true, server: func(o *Options) { o.Mailto = true }})
+	createSub(t, e, `{"subscriber": "mailto:ops@example.com?subject=Queue%20sq", "options": {"from": "q@example.com"}}`, http.StatusCreated)
+	for _, c := range []struct{ name, subscriber, desc string }{
+		{"two addresses", "mailto:a@example.com,b@example.com", "The subscriber of a mailto subscription must be one address, like mailto:ops@example.com."},
+		{"header injection", "mailto:a@example.com%0D%0ABcc:b@example.com", "The subscriber of a mailto subscription must be one address, like mailto:ops@example.com."},
+		{"no address", "mailto:", "The subscriber of a mailto subscription must be one address, like mailto:ops@example.com."},
+		{"scheme", "ftp://x/", "The subscriber type of subscription must be supported in the list ['http', 'https', 'mailto']."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]string{"subscriber": c.subscriber})
+			r := e.must(req{method: "POST", path: subsPath, body: string(body)}, http.StatusBadRequest)
+			var er struct{ Title, Description string }
+			r.decode(t, &er)
+			if er.Description != c.desc {
+				t.Fatalf("description %q, want %q", er.Description, c.desc)
+			}
+		})
+	}
+}

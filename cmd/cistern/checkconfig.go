@@ -112,6 +112,7 @@ func (c Config) redact() Config {
 	hide(&c.SignedURLSecret)
 	hide(&c.Keystone.Password)
 	hide(&c.Keystone.AppCredentialSecret)
+	hide(&c.SMTP.Password)
 	c.Pools = slices.Clone(c.Pools)
 	for i := range c.Pools {
 		hide(&c.Pools[i].Swift.Key)

@@ -96,8 +96,27 @@ type Config struct {
 	// a confirmation notice (signed with the signed-URL secret) and only
 	// confirmed subscriptions are delivered to.
 	RequireConfirmation bool `yaml:"require_confirmation"`
+	// SMTP is the mail server mailto: subscribers are delivered through;
+	// without an address, mailto: subscribers are refused.
+	SMTP SMTPConfig `yaml:"smtp"`
 	// subscriberAllow is SubscriberAllow as Validate parsed it.
 	subscriberAllow []netip.Prefix
+}
+
+// SMTPConfig is notify.MailOptions as the config file spells it.
+type SMTPConfig struct {
+	Address  string `yaml:"address"` // host:port
+	From     string `yaml:"from"`    // envelope sender and default From
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+}
+
+// Options returns the deliverer's mail options; nil without an address.
+func (c SMTPConfig) Options() *notify.MailOptions {
+	if c.Address == "" {
+		return nil
+	}
+	return &notify.MailOptions{Addr: c.Address, From: c.From, User: c.User, Password: c.Password}
 }
 
 // metricsPublic is the MetricsListen that serves /metrics on the public
@@ -279,7 +298,7 @@ Flags:
 Environment:
   CISTERN_CONFIG, CISTERN_LISTEN, CISTERN_ADMIN_LISTEN, CISTERN_METRICS_LISTEN, CISTERN_WEBSOCKET_LISTEN, CISTERN_REQUEST_TIMEOUT,
   CISTERN_DATA, CISTERN_LOG_LEVEL, CISTERN_ETCD, CISTERN_NODE_ID, CISTERN_ADVERTISE,
-  CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_SUBSCRIBER_ALLOW, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
+  CISTERN_SIGNED_URL_SECRET, CISTERN_SIGNED_URL_SECRET_FILE, CISTERN_SUBSCRIBER_ALLOW, CISTERN_SMTP, CISTERN_AUTH_STRATEGY, and for keystone CISTERN_KEYSTONE_URL,
   CISTERN_KEYSTONE_USER, CISTERN_KEYSTONE_PASSWORD, CISTERN_KEYSTONE_PROJECT,
   CISTERN_KEYSTONE_USER_DOMAIN, CISTERN_KEYSTONE_PROJECT_DOMAIN; for the -driver flags CISTERN_SWIFT_AUTH_URL,
   CISTERN_SWIFT_USER, CISTERN_SWIFT_KEY, CISTERN_SWIFT_PROJECT, CISTERN_S3_ENDPOINT, CISTERN_S3_BUCKET,
@@ -316,6 +335,7 @@ Environment:
 		nodeID        = fs.String("node-id", "", "this node's id in the cluster (default: host name-listen port); env CISTERN_NODE_ID")
 		advertise     = fs.String("advertise", "", "URL the other nodes forward requests to (default: http:// and -listen, which then needs a host); env CISTERN_ADVERTISE")
 		subAllow      = fs.String("subscriber-allow", "", "comma-separated networks webhook subscribers may be on besides public addresses, like 127.0.0.0/8 (loopback, private and link-local ones are refused by default); env CISTERN_SUBSCRIBER_ALLOW")
+		smtpAddr      = fs.String("smtp", "", "host:port of the SMTP server mailto: subscribers are delivered through (smtp.from sets the sender); mailto: is refused when empty; env CISTERN_SMTP")
 		requireConf   = fs.Bool("require-confirmation", false, "send new subscribers a confirmation notice with a signed URL (needs the signed-URL secret) and deliver only to confirmed subscriptions")
 		reqTimeout    = fs.Duration("request-timeout", 0, "deadline of every request, after which a store that does not answer makes a 503 (default 10s; env CISTERN_REQUEST_TIMEOUT)")
 	)
@@ -361,6 +381,7 @@ Environment:
 	pick(&cfg.WebsocketListen, *wsListen, "CISTERN_WEBSOCKET_LISTEN")
 	pick(&cfg.NodeID, *nodeID, "CISTERN_NODE_ID")
 	pick(&cfg.Advertise, *advertise, "CISTERN_ADVERTISE")
+	pick(&cfg.SMTP.Address, *smtpAddr, "CISTERN_SMTP")
 	allow := ""
 	pick(&allow, *subAllow, "CISTERN_SUBSCRIBER_ALLOW")
 	if allow != "" {
@@ -548,6 +569,13 @@ func (c *Config) Validate() error {
 		return err
 	}
 	c.subscriberAllow = allow
+	if mo := c.SMTP.Options(); mo != nil {
+		if err := mo.Validate(); err != nil {
+			return err
+		}
+	} else if c.SMTP.From != "" || c.SMTP.User != "" {
+		return errors.New("smtp: from or user given without an address")
+	}
 	if c.RequireConfirmation && c.SignedURLSecret == "" {
 		return errors.New("require_confirmation needs the signed-URL secret, which signs the confirmation URLs")
 	}

@@ -106,3 +106,52 @@ func TestDriverMissingSettings(t *testing.T) {
 		t.Errorf("variables and flags together: %v", err)
 	}
 }
+
+// TestConfigSMTP: the smtp address comes from the file, CISTERN_SMTP or
+// -smtp, and an smtp setting that could not send is refused at start.
+func TestConfigSMTP(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("smtp:\n  address: mail.example.com:25\n  from: Queues <queues@example.com>\n  user: u\n  password: p\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		addr    string
+		wantErr string
+	}{
+		{"file", []string{"-config", file}, nil, "mail.example.com:25", ""},
+		{"env over file", []string{"-config", file}, map[string]string{"CISTERN_SMTP": "127.0.0.1:2525"}, "127.0.0.1:2525", ""},
+		{"flag over env", []string{"-config", file, "-smtp", "127.0.0.1:2526"}, map[string]string{"CISTERN_SMTP": "127.0.0.1:2525"}, "127.0.0.1:2526", ""},
+		{"none", nil, nil, "", ""},
+		{"no from", []string{"-smtp", "127.0.0.1:25"}, nil, "", "smtp from address"},
+		{"no port", []string{"-config", file, "-smtp", "mail.example.com"}, nil, "", "want host:port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(tc.args, env(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mo := cfg.SMTP.Options()
+			if tc.addr == "" {
+				if mo != nil {
+					t.Fatalf("mail options %+v without an address", mo)
+				}
+				return
+			}
+			if mo == nil || mo.Addr != tc.addr || mo.From != "Queues <queues@example.com>" || mo.User != "u" {
+				t.Fatalf("mail options %+v", mo)
+			}
+			if got := cfg.redact().SMTP.Password; got != redacted {
+				t.Fatalf("check-config shows the smtp password as %q", got)
+			}
+		})
+	}
+}

@@ -307,7 +307,7 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		return nil, err
 	}
 	d.deliverer, err = notify.NewDeliverer(notify.DeliverOptions{Store: subs, Source: d.router, Logger: log,
-		Allow: cfg.subscriberAllow, RequireConfirmation: cfg.RequireConfirmation})
+		Allow: cfg.subscriberAllow, RequireConfirmation: cfg.RequireConfirmation, Mail: cfg.SMTP.Options()})
 	if err != nil {
 		return nil, err
 	}
@@ -315,6 +315,7 @@ func newDaemon(ctx context.Context, cfg Config, log zerolog.Logger) (_ *daemon, 
 		Subscriptions:       subs,
 		Notify:              d.deliverer,
 		RequireConfirmation: cfg.RequireConfirmation,
+		Mailto:              cfg.SMTP.Address != "",
 		Engine:              d.router,
 		Pools:               d.router,
 		Logger:              log,
