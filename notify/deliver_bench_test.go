@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/drivers/fsdriver"
 	"github.com/cistern-mq/cistern/drivers/memdriver"
 	"github.com/cistern-mq/cistern/index"
@@ -62,7 +63,18 @@ func benchDeliverer(b *testing.B, w *world, requireConfirmation bool) *Deliverer
 // b.N messages to a local webhook (deliveries are one at a time, in post
 // order).
 func BenchmarkDeliverBacklog(b *testing.B) {
-	w := newWorld(b, memdriver.New(), enginetest.NewClock())
+	b.Run("mem", func(b *testing.B) { deliverBacklog(b, memdriver.New()) })
+	b.Run("fs", func(b *testing.B) {
+		st, err := fsdriver.New(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		deliverBacklog(b, st)
+	})
+}
+
+func deliverBacklog(b *testing.B, st drivers.Store) {
+	w := newWorld(b, st, enginetest.NewClock())
 	defer w.eng.Close()
 	ctx := context.Background()
 	hook := newCountingHook(b, b.N)
