@@ -73,6 +73,17 @@ func (q *queue) startFlush() {
 // log object is being written, the next batch fills up.
 func (q *queue) flushLoop() {
 	ctx := context.Background()
+	// returning: this flusher's last batch was in the journal's last
+	// round, and the journal's writer waits for it to come back with the
+	// next batch or to say it has none (journal.returning).
+	returning := false
+	back := func() {
+		if returning {
+			q.e.journal.returned()
+			returning = false
+		}
+	}
+	defer back()
 	for {
 		q.mu.Lock()
 		var b *batch
@@ -127,7 +138,8 @@ func (q *queue) flushLoop() {
 			var err error
 			switch {
 			case q.e.journal != nil:
-				err = q.e.journal.commit(q.ref, gen, b.seq, b.w.finish())
+				err = q.e.journal.commit(q.ref, gen, b.seq, b.w.finish(), returning)
+				returning = err == nil
 			default:
 				err = q.writeLog(ctx, container, b)
 				if err == nil && q.e.fence != nil {
@@ -156,8 +168,11 @@ func (q *queue) flushLoop() {
 			q.mu.Unlock()
 			close(b.done)
 		}
-		if fold != nil && !q.writeFold(ctx, container, fold) {
-			return
+		if fold != nil {
+			back() // the fold writes to the store first
+			if !q.writeFold(ctx, container, fold) {
+				return
+			}
 		}
 		if snap != nil {
 			q.writeSnapshot(ctx, container, snapSeq, snap, snapLive)

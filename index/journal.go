@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cistern-mq/cistern/drivers"
 )
@@ -56,6 +57,13 @@ type journal struct {
 	// fenced: another engine wrote a journal object this one meant to
 	// write (two nodes on one store). It never writes again.
 	fenced bool
+	// returning counts the flushers of the last round written that have
+	// not come back yet with their next batch (or said they have none);
+	// back is closed when it reaches 0. The writer waits for them, a
+	// little, before it cuts the next round: otherwise it would race
+	// ahead of the flushers it just woke and write rounds of one queue.
+	returning int
+	back      chan struct{}
 	// sections are the durable, unfolded batches of each queue, oldest
 	// first; refs counts them per journal object.
 	sections map[QueueRef][]sectionRef
@@ -87,11 +95,20 @@ func newJournal(e *Engine) *journal {
 	return &journal{e: e, writer: newID(8), next: 1, start: 1, sections: map[QueueRef][]sectionRef{}, refs: map[journalSeq]int{}}
 }
 
+// gatherWait bounds how long the writer waits for the flushers of the
+// round it just wrote before it writes the next.
+const gatherWait = time.Millisecond
+
 // commit writes one batch of q (its frame: a whole log object) into the
 // next journal object and waits until that object is in the store.
-func (j *journal) commit(ref QueueRef, gen string, batch uint64, frame []byte) error {
+// returning says the caller's previous batch was in the last round
+// written (see journal.returning).
+func (j *journal) commit(ref QueueRef, gen string, batch uint64, frame []byte, returning bool) error {
 	j.mu.Lock()
 	if j.fenced {
+		if returning {
+			j.returnedLocked()
+		}
 		j.mu.Unlock()
 		return errJournalFenced
 	}
@@ -100,6 +117,9 @@ func (j *journal) commit(ref QueueRef, gen string, batch uint64, frame []byte) e
 	}
 	r := j.open
 	r.entries = append(r.entries, journalEntry{ref: ref, gen: gen, batch: batch, frame: frame})
+	if returning {
+		j.returnedLocked()
+	}
 	if !j.writing {
 		j.writing = true
 		j.e.wg.Go(j.writeLoop)
@@ -109,6 +129,21 @@ func (j *journal) commit(ref QueueRef, gen string, batch uint64, frame []byte) e
 	return r.err
 }
 
+// returned says a flusher of the last round written came back without a
+// next batch (it folds, or has nothing more to write).
+func (j *journal) returned() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.returnedLocked()
+}
+
+func (j *journal) returnedLocked() {
+	if j.returning--; j.returning == 0 && j.back != nil {
+		close(j.back)
+		j.back = nil
+	}
+}
+
 // writeLoop writes rounds one after another until none is waiting: while
 // one object is being written, the next round fills up.
 func (j *journal) writeLoop() {
@@ -116,6 +151,14 @@ func (j *journal) writeLoop() {
 	e := j.e
 	for {
 		j.mu.Lock()
+		if back := j.back; back != nil {
+			j.mu.Unlock()
+			select {
+			case <-back:
+			case <-time.After(gatherWait):
+			}
+			j.mu.Lock()
+		}
 		r := j.open
 		j.open = nil
 		if r == nil {
@@ -134,6 +177,12 @@ func (j *journal) writeLoop() {
 			for i, en := range r.entries {
 				j.add(en.ref, sectionRef{gen: en.gen, batch: en.batch, obj: seq, off: offs[i], size: len(en.frame)})
 			}
+			// Each of them comes back with its next batch or says it
+			// has none: returnedLocked.
+			if j.returning == 0 {
+				j.back = make(chan struct{})
+			}
+			j.returning += len(r.entries)
 		}
 		j.mu.Unlock()
 		if err != nil && !errors.Is(err, ErrFenced) {
