@@ -110,7 +110,7 @@ func (q *queue) flushLoop() {
 		// With no batch behind b, the index reflects exactly the logs up
 		// to b (or lastLog): the moment to take a snapshot, or to fold
 		// the queue out of the journal, if one is due.
-		if len(q.pending) == 0 && q.open == nil && (q.snapDue || q.logsSinceSnap >= q.e.opts.SnapshotLogs || q.foldDue()) {
+		if len(q.pending) == 0 && q.open == nil && (q.snapDue || q.logsSinceSnap >= q.foldBatches() || q.foldDue()) {
 			if q.e.journal != nil {
 				if !q.e.journal.isFenced() {
 					fold = q.planFoldLocked(b)

@@ -97,6 +97,8 @@ type Options struct {
 	// 256 MiB). Otherwise a queue folds when a snapshot is due.
 	FoldBytes   int
 	PinnedBytes int
+
+	foldBatches int // journaled batches that make a fold due (fold.go)
 }
 
 func (o *Options) defaults() error {
@@ -115,8 +117,10 @@ func (o *Options) defaults() error {
 	if o.MaxBatchRecords <= 0 {
 		o.MaxBatchRecords = 20000
 	}
+	o.foldBatches = o.SnapshotLogs
 	if o.SnapshotLogs <= 0 {
 		o.SnapshotLogs = 256
+		o.foldBatches = 4 * o.SnapshotLogs // fold.go: foldBatches
 	}
 	if o.SnapshotInterval <= 0 {
 		o.SnapshotInterval = time.Minute

@@ -497,6 +497,40 @@ func (j *journal) sweep(ctx context.Context, start, end journalSeq) (journalSeq,
 	return later, nil
 }
 
+// replayReaders bounds the ranged reads a load has in flight for its
+// sections: a busy queue can have hundreds, and a remote store answers
+// each in milliseconds.
+const replayReaders = 16
+
+// readSections reads the frames of secs, several at a time, in order.
+func (j *journal) readSections(ctx context.Context, ref QueueRef, secs []sectionRef) ([][]byte, error) {
+	frames := make([][]byte, len(secs))
+	errs := make([]error, len(secs))
+	sem := make(chan struct{}, replayReaders)
+	var wg sync.WaitGroup
+	for k, s := range secs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			data, err := j.e.store.Get(ctx, controlContainer, journalKey(s.obj),
+				&drivers.GetOptions{Range: &drivers.Range{Offset: int64(s.off), Length: int64(s.size)}})
+			if err == nil && len(data) != s.size {
+				err = fmt.Errorf("%w: read %d bytes of %d", drivers.ErrUnavailable, len(data), s.size)
+			}
+			if errors.Is(err, drivers.ErrNotFound) {
+				// Never deleted while a section in it is unfolded.
+				err = fmt.Errorf("%w: journal object missing", drivers.ErrUnavailable)
+			}
+			if err != nil {
+				err = fmt.Errorf("index: journal %d, batch %d of %s: %w", s.obj, s.batch, ref, err)
+			}
+			frames[k], errs[k] = data, err
+		})
+	}
+	wg.Wait()
+	return frames, errors.Join(errs...)
+}
+
 // replay applies q's unfolded sections past its log last to st, reading
 // each back with a ranged GET, and returns the last batch applied (last
 // when none). Their posted bodies are pinned: they live only in the
@@ -507,19 +541,12 @@ func (j *journal) replay(ctx context.Context, q *queue, st *state, gen string, l
 	// load may have to start from an older snapshot.
 	j.release(q.ref, gen, 0)
 	secs := j.after(q.ref, gen, last)
-	for _, s := range secs {
-		data, err := j.e.store.Get(ctx, controlContainer, journalKey(s.obj),
-			&drivers.GetOptions{Range: &drivers.Range{Offset: int64(s.off), Length: int64(s.size)}})
-		if err == nil && len(data) != s.size {
-			err = fmt.Errorf("%w: read %d bytes of %d", drivers.ErrUnavailable, len(data), s.size)
-		}
-		if errors.Is(err, drivers.ErrNotFound) {
-			// Never deleted while a section in it is unfolded.
-			err = fmt.Errorf("%w: journal object missing", drivers.ErrUnavailable)
-		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("index: journal %d, batch %d of %s: %w", s.obj, s.batch, q.ref, err)
-		}
+	frames, err := j.readSections(ctx, q.ref, secs)
+	if err != nil {
+		return 0, 0, err
+	}
+	for k, s := range secs {
+		data := frames[k]
 		recs, err := decodeLog(data)
 		if err != nil {
 			return 0, 0, fmt.Errorf("%w: index: journal %d, batch %d of %s: %w", drivers.ErrUnavailable, s.obj, s.batch, q.ref, err)
