@@ -2,6 +2,7 @@ package index
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -267,18 +268,8 @@ func (j *journal) after(ref QueueRef, gen string, batch uint64) []sectionRef {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b sectionRef) int { return compareUint(a.batch, b.batch) })
+	slices.SortFunc(out, func(a, b sectionRef) int { return cmp.Compare(a.batch, b.batch) })
 	return out
-}
-
-func compareUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // release forgets ref's sections up to batch (a recorded snapshot holds
