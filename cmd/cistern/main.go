@@ -64,19 +64,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cistern:", err)
 		os.Exit(1)
 	}
-	sig := make(chan os.Signal, 1)
+	// Room for signals that arrive together (a SIGHUP, then a SIGTERM):
+	// with a buffer of one the second was dropped.
+	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
+		stopping := false
 		for s := range sig {
-			if s == syscall.SIGHUP {
+			switch {
+			case s == syscall.SIGHUP:
 				// Its default action would kill the server (a closed
 				// terminal, a reload by habit): nothing is reloaded.
 				d.log.Warn().Str("signal", s.String()).Msg("SIGHUP ignored: nothing is reloaded; restart to apply configuration changes")
-				continue
+			case stopping:
+				d.log.Info().Str("signal", s.String()).Msg("already shutting down")
+			default:
+				stopping = true
+				d.log.Info().Str("signal", s.String()).Msg("shutting down")
+				go d.exit()
 			}
-			d.log.Info().Str("signal", s.String()).Msg("shutting down")
-			d.exit()
-			return
 		}
 	}()
 	if err := d.main(); err != nil {
