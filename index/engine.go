@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -187,9 +188,12 @@ type Engine struct {
 	closing bool // Close is folding the journal; requests still run
 	closed  bool
 
-	ops  sync.WaitGroup // requests holding a queue
-	wg   sync.WaitGroup // flushers, movers, cleaners, the janitor
-	stop chan struct{}
+	ops sync.WaitGroup // requests holding a queue
+	wg  sync.WaitGroup // flushers, movers, cleaners, the janitor
+	// trashMu serializes the removal of one trashed generation (trash.go).
+	trashMu   [trashStripes]sync.Mutex
+	trashSeed maphash.Seed
+	stop      chan struct{}
 }
 
 // maxDamagedShown bounds how many damaged queues an engine remembers.
@@ -230,6 +234,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		fence:      opts.Fence,
 		queues:     map[QueueRef]*queue{},
 		moved:      map[QueueRef]bool{},
+		trashSeed:  maphash.MakeSeed(),
 		stop:       make(chan struct{}),
 	}
 	if !e.createOnly && e.fence == nil {

@@ -102,3 +102,10 @@ func FuzzFlavorSpec(f *testing.F) {
 	seedJSON(f, FlavorSpec{Name: "empty"})
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRecord(t, data, decodeFlavorSpec) })
 }
+
+func FuzzSpreadMarker(f *testing.F) {
+	seedJSON(f, spreadMarker{Elsewhere: new(true)})
+	seedJSON(f, spreadMarker{Elsewhere: new(false)})
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzRecord(t, data, decodeSpread) })
+}

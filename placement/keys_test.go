@@ -40,6 +40,10 @@ func TestCorruptPlacementRefused(t *testing.T) {
 	if err := r.control.Put(ctx, controlContainer, placementKey(q), []byte(`{"pool":""}`), nil); err != nil {
 		t.Fatal(err)
 	}
+	// Records are read once the marker says they may exist.
+	if err := r.markSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
 	r.cache.Purge()
 	if _, _, err := r.Queue(ctx, q); !errors.Is(err, errCorrupt) {
 		t.Fatalf("queue with a damaged placement: %v, want errCorrupt", err)

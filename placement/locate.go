@@ -21,19 +21,16 @@ type Location struct {
 	Misplaced bool   `json:"misplaced"`
 }
 
-// Locate says where a queue lives; exists is false when it has no
-// placement, or its pool's catalog does not hold it.
+// Locate says where a queue lives; exists is false when its pool's
+// catalog does not hold it.
 func (r *Router) Locate(ctx context.Context, ref index.QueueRef) (loc Location, exists bool, err error) {
-	pool, err := r.lookup(ctx, ref)
-	if err != nil || pool == "" {
-		return Location{}, false, err
-	}
 	info, exists, err := r.Queue(ctx, ref)
 	if err != nil || !exists {
 		return Location{}, false, err
 	}
-	// Queue may have followed a move that finished meanwhile.
-	if pool, err = r.lookup(ctx, ref); err != nil {
+	// After Queue, which follows a move that finished meanwhile.
+	pool, _, err := r.lookup(ctx, ref)
+	if err != nil {
 		return Location{}, false, err
 	}
 	loc = Location{Project: ref.Project, Queue: ref.Name, Pool: pool, Flavor: flavorOf(info.Metadata)}

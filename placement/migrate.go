@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,12 +77,15 @@ func (r *Router) MigrateQueue(ctx context.Context, ref index.QueueRef, to string
 	if err := r.clusterRefusal("live migration"); err != nil {
 		return err
 	}
-	from, err := r.lookup(ctx, ref)
+	from, settled, err := r.lookup(ctx, ref)
 	if err != nil {
 		return err
 	}
-	if from == "" {
-		return fmt.Errorf("%w: %s has no placement", index.ErrQueueNotFound, ref)
+	if !settled {
+		// No record: it lives on the control pool, if anywhere.
+		if _, exists, err := r.Queue(ctx, ref); err != nil || !exists {
+			return cmp.Or(err, fmt.Errorf("%w: %s", index.ErrQueueNotFound, ref))
+		}
 	}
 	if to == "" {
 		info, _, err := r.Queue(ctx, ref)
@@ -121,6 +125,11 @@ func (r *Router) move(ctx context.Context, ref index.QueueRef, from, to string) 
 	if !exists { // deleted meanwhile
 		return r.control.Delete(ctx, controlContainer, migratingKey(ref))
 	}
+	// A queue that lived on the target before comes back into the
+	// container it left there: what is left of that is removed first.
+	if err := dst.engine.FinishRemoval(ctx, loc.Container); err != nil {
+		return err
+	}
 	copied, err := index.CopyQueue(ctx, src.store, dst.store, loc.Container)
 	if err != nil {
 		return err
@@ -151,7 +160,7 @@ func (r *Router) move(ctx context.Context, ref index.QueueRef, from, to string) 
 	if err := r.mig.step("adopted", ref); err != nil {
 		return err
 	}
-	if err := putJSON(ctx, r.control, placementKey(ref), placementEntry{Pool: to}); err != nil {
+	if err := r.putRecord(ctx, ref, to, false); err != nil {
 		return err
 	}
 	r.cache.Add(ref, to)
@@ -196,7 +205,7 @@ func (m *migrator) resume(ctx context.Context) {
 
 // finish completes one interrupted migration.
 func (r *Router) finish(ctx context.Context, ref index.QueueRef, ent migratingEntry) error {
-	cur, err := r.lookup(ctx, ref)
+	cur, err := r.readRecord(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -323,10 +332,9 @@ func (m *migrator) run(ref *index.QueueRef, to string) {
 }
 
 // misplaced lists every queue whose pool is not the one the ring picks for
-// it now. A queue found in a pool's catalog without a placement (made
-// before placements were recorded) gets one first.
+// it now.
 func (r *Router) misplaced(ctx context.Context) ([]index.QueueRef, error) {
-	moves, err := r.scanMisplaced(ctx, true)
+	moves, err := r.scanMisplaced(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -348,12 +356,12 @@ type Move struct {
 // Plan lists what a migration of every misplaced queue would move now, and
 // where to, without changing anything (`cistern migrate -dry-run`).
 func (r *Router) Plan(ctx context.Context) ([]Move, error) {
-	return r.scanMisplaced(ctx, false)
+	return r.scanMisplaced(ctx)
 }
 
-// scanMisplaced walks every pool's queues. With record, a queue without a
-// placement entry gets one (the pool it is found on).
-func (r *Router) scanMisplaced(ctx context.Context, record bool) ([]Move, error) {
+// scanMisplaced walks every pool's queues. A queue found on a pool that is
+// not where it lives (a copy left by a migration) is skipped.
+func (r *Router) scanMisplaced(ctx context.Context) ([]Move, error) {
 	var out []Move
 	r.mu.RLock()
 	names := make([]string, 0, len(r.pools))
@@ -374,18 +382,9 @@ func (r *Router) scanMisplaced(ctx context.Context, record bool) ([]Move, error)
 				return nil, err
 			}
 			for _, ref := range refs {
-				cur, err := r.lookup(ctx, ref)
+				cur, _, err := r.lookup(ctx, ref)
 				if err != nil {
 					return nil, err
-				}
-				if cur == "" {
-					if record {
-						if err := putJSON(ctx, r.control, placementKey(ref), placementEntry{Pool: name}); err != nil {
-							return nil, err
-						}
-					}
-					r.cache.Add(ref, name)
-					cur = name
 				}
 				if cur != name {
 					continue // a copy left by a migration, not the queue

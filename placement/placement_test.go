@@ -100,7 +100,7 @@ func TestPlacementFollowsRing(t *testing.T) {
 		if _, err := r.Post(ctx, ref(i), "client", []index.NewMessage{{Body: json.RawMessage(`1`), TTL: 3600}}); err != nil {
 			t.Fatal(err)
 		}
-		p, err := r.lookup(ctx, ref(i))
+		p, _, err := r.lookup(ctx, ref(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestPlacementFollowsRing(t *testing.T) {
 	}
 	moved := 0
 	for i := range 60 {
-		p, _ := r.lookup(ctx, ref(i))
+		p, _, _ := r.lookup(ctx, ref(i))
 		want, _ := r.ringPool(ref(i), "")
 		if p != want {
 			moved++
@@ -177,7 +177,7 @@ func TestRegistry(t *testing.T) {
 		if _, err := r.CreateQueue(ctx, q, json.RawMessage(`{"_flavor":"gold"}`)); err != nil {
 			t.Fatal(err)
 		}
-		if p, _ := r.lookup(ctx, q); p != "b" {
+		if p, _, _ := r.lookup(ctx, q); p != "b" {
 			t.Errorf("%s of flavor gold on %s", q, p)
 		}
 	}
@@ -311,7 +311,7 @@ func migrationUnderLoad(t *testing.T, w *world, pools []PoolSpec, added PoolSpec
 
 	moved := 0
 	for i := range queues {
-		p, err := r2.lookup(ctx, ref(i))
+		p, _, err := r2.lookup(ctx, ref(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -465,7 +465,7 @@ func TestDeadLetterAcrossPools(t *testing.T) {
 		msgs, err := r.List(ctx, dlq, index.ListOptions{Limit: 10, Echo: true})
 		return err == nil && len(msgs) == 1 && string(msgs[0].Body) == `{"bad":1}`
 	})
-	if p, _ := r.lookup(ctx, dlq); p != "a" {
+	if p, _, _ := r.lookup(ctx, dlq); p != "a" {
 		t.Errorf("dead-letter queue now on %q, want a", p)
 	}
 }
@@ -514,7 +514,7 @@ func TestFlavorFollowsFileAtRestart(t *testing.T) {
 	if _, err := r.CreateQueue(ctx, q, json.RawMessage(`{"_flavor":"silver"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := r.lookup(ctx, q); p != "b" {
+	if p, _, _ := r.lookup(ctx, q); p != "b" {
 		t.Errorf("queue of flavor silver on %q, want b", p)
 	}
 }

@@ -3,12 +3,10 @@ package placement
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/cistern-mq/cistern/drivers"
 	"github.com/cistern-mq/cistern/index"
 )
 
@@ -47,8 +45,13 @@ func (r *Router) DeleteQueue(ctx context.Context, ref index.QueueRef) error {
 		return err
 	}
 	r.cache.Remove(ref)
-	if err := r.control.Delete(ctx, controlContainer, placementKey(ref)); err != nil && !errors.Is(err, drivers.ErrNotFound) {
+	if err := r.deleteRecord(ctx, ref); err != nil {
 		return err
+	}
+	// A queue of this name made again is new: no engine sends it on to
+	// where an earlier one was migrated.
+	for _, e := range r.engines() {
+		e.ClearMoved(ref)
 	}
 	return nil
 }

@@ -26,6 +26,22 @@ type migratingEntry struct {
 	To   string `json:"to"`
 }
 
+// spreadMarker says whether placement records may exist (placing.go).
+// Elsewhere must be there: a marker damaged into "{}" must not read as
+// "no queue lives on another pool".
+type spreadMarker struct {
+	Elsewhere *bool `json:"elsewhere"`
+}
+
+func decodeSpread(data []byte) (spreadMarker, error) {
+	return decodeRecord(data, func(m spreadMarker) error {
+		if m.Elsewhere == nil {
+			return errors.New("placement marker without elsewhere")
+		}
+		return nil
+	})
+}
+
 func decodePlacement(data []byte) (placementEntry, error) {
 	return decodeRecord(data, func(e placementEntry) error { return validPoolName(e.Pool) })
 }

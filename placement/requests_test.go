@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -16,24 +17,38 @@ import (
 	"github.com/cistern-mq/cistern/index/enginetest"
 )
 
-// counted is a router on one mem pool whose store requests are counted by
+// counted is a router on mem pools whose store requests are counted by
 // storemetrics, the decorator the server uses for /metrics.
 type counted struct {
 	t       *testing.T
 	reg     *prometheus.Registry
 	clk     *enginetest.Clock
-	store   drivers.Store
+	pools   []PoolSpec
+	stores  map[string]drivers.Store // by pool name
 	engines []*index.Engine
 }
 
-func (c *counted) open() *Router {
+func newCounted(t *testing.T, pools ...string) *counted {
+	c := &counted{t: t, clk: enginetest.NewClock(), stores: map[string]drivers.Store{}}
+	for _, name := range pools {
+		c.pools = append(c.pools, PoolSpec{Name: name, URI: "mem:" + name, Weight: 100})
+		c.stores[name] = memdriver.New()
+	}
+	return c
+}
+
+// open opens the router; fresh says the store was never opened, when the
+// router lists it once for placement records of an older Cistern.
+func (c *counted) open(fresh bool) *Router {
 	c.t.Helper()
 	c.reg = prometheus.NewRegistry()
 	m := storemetrics.NewMetrics(c.reg)
 	c.engines = nil
 	r, err := Open(ctx, Options{
-		Pools: []PoolSpec{{Name: "a", URI: "mem:a", Weight: 100}},
-		Open:  func(context.Context, PoolSpec) (drivers.Store, error) { return m.Wrap("a", c.store), nil },
+		Pools: c.pools,
+		Open: func(_ context.Context, s PoolSpec) (drivers.Store, error) {
+			return m.Wrap(s.Name, c.stores[s.Name]), nil
+		},
 		NewEngine: func(ctx context.Context, _ string, s drivers.Store) (*index.Engine, error) {
 			e, err := index.Open(ctx, index.Options{Store: s, Clock: c.clk, Logger: zerolog.Nop(), NoJanitor: true})
 			c.engines = append(c.engines, e)
@@ -45,11 +60,15 @@ func (c *counted) open() *Router {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { r.Close() })
-	// Each engine lists leftover trash once as it starts, in the
-	// background: let that pass before counting.
-	enginetest.Eventually(c.t, "the engine's start-up trash listing", func() bool {
+	// Each engine lists its journal once as it opens, and leftover trash
+	// once in the background: let that pass before counting.
+	lists := 2 * len(c.pools)
+	if fresh {
+		lists++
+	}
+	enginetest.Eventually(c.t, "the engines' start-up trash listings", func() bool {
 		_, v := c.requests()
-		return v["list"] >= 1
+		return v["list"] >= lists
 	})
 	return r
 }
@@ -92,11 +111,11 @@ func (c *counted) cost(f func()) (int, map[string]int) {
 	return after - before, av
 }
 
-// What a queue costs in store requests when it is new, missing or cold
-// (docs/performance.md has the table).
+// What a queue costs in store requests when it is new, missing or cold,
+// on the control pool (docs/performance.md has the table).
 func TestStoreRequestsPerQueueTouch(t *testing.T) {
-	c := &counted{t: t, clk: enginetest.NewClock(), store: memdriver.New()}
-	r := c.open()
+	c := newCounted(t, "a")
+	r := c.open(true)
 	missing := index.QueueRef{Project: "p", Name: "nobody"}
 	n, verbs := c.cost(func() {
 		if _, exists, err := r.Queue(ctx, missing); err != nil || exists {
@@ -104,12 +123,27 @@ func TestStoreRequestsPerQueueTouch(t *testing.T) {
 		}
 	})
 	t.Logf("first request to a missing queue: %d %v", n, verbs)
-	if n > 2 {
-		t.Errorf("first request to a missing queue cost %d store requests %v, want at most 2", n, verbs)
+	// The catalog GET; no placement record is read while no queue lives
+	// on another pool.
+	if n > 1 {
+		t.Errorf("first request to a missing queue cost %d store requests %v, want at most 1", n, verbs)
 	}
 	n, verbs = c.cost(func() { _, _, _ = r.Queue(ctx, missing) })
 	if n != 0 {
 		t.Errorf("a missing queue asked for again cost %d store requests %v, want 0", n, verbs)
+	}
+
+	// A queue made by PUT: the catalog GET that finds it missing, then
+	// its container and its catalog entry.
+	made := index.QueueRef{Project: "p", Name: "made"}
+	n, verbs = c.cost(func() {
+		if created, err := r.CreateQueue(ctx, made, nil); err != nil || !created {
+			t.Fatalf("CreateQueue = %v, %v", created, err)
+		}
+	})
+	t.Logf("creating a queue: %d %v", n, verbs)
+	if n > 3 || verbs["put"] > 1 {
+		t.Errorf("creating a queue cost %d store requests %v, want the GET that finds it missing and two writes", n, verbs)
 	}
 
 	// A new queue as the server makes one on its first post: its settings
@@ -124,10 +158,10 @@ func TestStoreRequestsPerQueueTouch(t *testing.T) {
 		}
 	})
 	t.Logf("first post to a new queue: %d %v", n, verbs)
-	// placement GET, catalog GET, placement PUT, container, catalog PUT,
-	// and the log PUT that answering needs.
-	if n > 6 {
-		t.Errorf("first post to a new queue cost %d store requests %v, want at most 6", n, verbs)
+	// catalog GET, container, catalog PUT, and the journal PUT that
+	// answering needs.
+	if n > 4 {
+		t.Errorf("first post to a new queue cost %d store requests %v, want at most 4", n, verbs)
 	}
 
 	// The queue goes idle: the janitor snapshots it, then unloads it.
@@ -155,16 +189,89 @@ func TestStoreRequestsPerQueueTouch(t *testing.T) {
 		t.Errorf("first request to an idle queue cost %d store requests %v, want at most 3 and no listing", n, verbs)
 	}
 
-	// After a restart the placement is read once more.
+	// After a restart: the same, and the placement marker read at start.
 	r.Close()
-	r = c.open()
+	r = c.open(false)
 	n, verbs = c.cost(func() {
 		if _, err := r.List(ctx, ref, index.ListOptions{Limit: 10, Echo: true}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Logf("first request to a queue after a restart: %d %v", n, verbs)
-	if n > 4 || verbs["list"] > 0 {
-		t.Errorf("first request after a restart cost %d store requests %v, want at most 4 and no listing", n, verbs)
+	if n > 3 || verbs["list"] > 0 {
+		t.Errorf("first request after a restart cost %d store requests %v, want at most 3 and no listing", n, verbs)
+	}
+}
+
+// With two pools, a queue the ring puts on the second one has a placement
+// record: it costs one more request to make and, once the store holds such
+// a record, every queue not in the router's cache costs one more GET.
+func TestStoreRequestsPerQueueTouchTwoPools(t *testing.T) {
+	c := newCounted(t, "a", "b")
+	r := c.open(true)
+	var onA, onB index.QueueRef
+	for i := 0; onA.Name == "" || onB.Name == ""; i++ {
+		ref := index.QueueRef{Project: "p", Name: fmt.Sprintf("q%d", i)}
+		p, err := r.ringPool(ref, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == "a" && onA.Name == "" {
+			onA = ref
+		} else if p == "b" && onB.Name == "" {
+			onB = ref
+		}
+	}
+	create := func(ref index.QueueRef) (int, map[string]int) {
+		return c.cost(func() {
+			if created, err := r.CreateQueue(ctx, ref, nil); err != nil || !created {
+				t.Fatalf("CreateQueue(%s) = %v, %v", ref, created, err)
+			}
+		})
+	}
+	n, verbs := create(onA)
+	t.Logf("creating a queue on the control pool: %d %v", n, verbs)
+	if n > 3 {
+		t.Errorf("creating a queue on the control pool cost %d %v, want at most 3", n, verbs)
+	}
+	n, verbs = create(onB)
+	t.Logf("creating the first queue on another pool: %d %v", n, verbs)
+	// control catalog GET, marker PUT, record PUT, catalog GET, container,
+	// catalog PUT.
+	if n > 6 {
+		t.Errorf("creating the first queue on another pool cost %d %v, want at most 6", n, verbs)
+	}
+	if !r.spread.Load() {
+		t.Fatal("a queue placed on another pool did not mark the store")
+	}
+	for _, ref := range []index.QueueRef{onA, onB} {
+		if _, err := r.Post(ctx, ref, "c", []index.NewMessage{{Body: json.RawMessage(`"x"`), TTL: 3600}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both are found after a restart (the stop folded them): the record
+	// read, then the catalog entry and the snapshot.
+	r.Close()
+	r = c.open(false)
+	for _, ref := range []index.QueueRef{onA, onB} {
+		n, verbs := c.cost(func() {
+			if _, exists, err := r.Queue(ctx, ref); err != nil || !exists {
+				t.Fatalf("Queue(%s) after a restart = %v, %v", ref, exists, err)
+			}
+		})
+		t.Logf("first request to %s after a restart: %d %v", ref, n, verbs)
+		if n > 3 || verbs["list"] > 0 {
+			t.Errorf("first request to %s after a restart cost %d %v, want at most 3 and no listing", ref, n, verbs)
+		}
+	}
+	missing := index.QueueRef{Project: "p", Name: "nobody"}
+	n, verbs = c.cost(func() {
+		if _, exists, err := r.Queue(ctx, missing); err != nil || exists {
+			t.Fatalf("Queue(missing) = %v, %v", exists, err)
+		}
+	})
+	t.Logf("a missing queue once records exist: %d %v", n, verbs)
+	if n > 2 {
+		t.Errorf("a missing queue cost %d %v, want at most 2", n, verbs)
 	}
 }

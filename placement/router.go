@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -125,6 +126,15 @@ type Router struct {
 	flavors map[string]FlavorSpec
 	ring    atomic.Pointer[ring.Set]
 	cache   *lru.Cache[index.QueueRef, string]
+	// controlPool is the name of the first pool, whose store holds the
+	// registry and the placement records (placing.go).
+	controlPool string
+	// spread: placement records may exist (placing.go's marker).
+	spread   atomic.Bool
+	spreadMu sync.Mutex
+	// placing serializes the placing and making of new queues, by stripe.
+	placing    [placeStripes]sync.Mutex
+	stripeSeed maphash.Seed
 	// adminMu serializes registry changes and the ring rebuilds they cause.
 	adminMu sync.Mutex
 
@@ -139,7 +149,7 @@ type Router struct {
 // records below; <ref key> is index.RefKey.
 const (
 	controlContainer = index.ControlContainer
-	placementPrefix  = "placement/" // placement/<ref key> -> {"pool"}
+	placementPrefix  = "placement/" // placement/<ref key> -> {"pool"}, for a queue not on this pool (placing.go)
 	poolsPrefix      = "pools/"     // pools/<name> -> PoolSpec
 	flavorsPrefix    = "flavors/"   // flavors/<name> -> FlavorSpec
 	ringKey          = "ring"       // the ring, ring.Set.MarshalBinary
@@ -161,7 +171,8 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 		}
 	}
 	cache, _ := lru.New[index.QueueRef, string](o.CacheSize)
-	r := &Router{opts: o, log: o.Logger, pools: map[string]*pool{}, flavors: map[string]FlavorSpec{}, cache: cache}
+	r := &Router{opts: o, log: o.Logger, pools: map[string]*pool{}, flavors: map[string]FlavorSpec{}, cache: cache,
+		controlPool: o.Pools[0].Name, stripeSeed: maphash.MakeSeed()}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -174,6 +185,9 @@ func Open(ctx context.Context, o Options) (_ *Router, err error) {
 	r.control = r.pools[first.Name].store
 	if err := r.control.CreateContainer(ctx, controlContainer); err != nil {
 		return nil, &PoolError{Pool: first.Name, Err: err}
+	}
+	if err := r.loadSpread(ctx); err != nil {
+		return nil, fmt.Errorf("placement: read the placement marker: %w", err)
 	}
 	// The registry, with the configured pools written over what it says of
 	// the same names: the configuration wins.
@@ -346,123 +360,6 @@ func (r *Router) rebuildRing(ctx context.Context) error {
 
 // Ring returns the ring in force.
 func (r *Router) Ring() *ring.Set { return r.ring.Load() }
-
-// placementKey is "placement/<ref key>", the queue named as in the
-// engine's catalog.
-func placementKey(ref index.QueueRef) string { return placementPrefix + index.RefKey(ref) }
-
-// lookup returns the pool a queue lives on, or "" when it has no placement.
-// Both answers are cached: this router writes every placement of its
-// store (one node per store), so a queue asked for again and again that
-// does not exist costs no more store requests.
-func (r *Router) lookup(ctx context.Context, ref index.QueueRef) (string, error) {
-	if p, ok := r.cache.Get(ref); ok {
-		return p, nil
-	}
-	ent, err := getRecord(ctx, r.control, placementKey(ref), decodePlacement)
-	if errors.Is(err, drivers.ErrNotFound) {
-		// Not over a placement made meanwhile.
-		r.cache.ContainsOrAdd(ref, "")
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	r.cache.Add(ref, ent.Pool)
-	return ent.Pool, nil
-}
-
-// ringPool is where the ring puts a new queue of the given flavor.
-func (r *Router) ringPool(ref index.QueueRef, flavor string) (string, error) {
-	id, err := r.ring.Load().LookupIn(flavor, ref.Project, ref.Name)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrNoPool, err)
-	}
-	return string(id), nil
-}
-
-// place records a new queue's pool, create-only so that two creators agree.
-func (r *Router) place(ctx context.Context, ref index.QueueRef, flavor string) (string, error) {
-	if p, err := r.lookup(ctx, ref); err != nil || p != "" {
-		return p, err
-	}
-	if flavor != "" {
-		r.mu.RLock()
-		_, ok := r.flavors[flavor]
-		r.mu.RUnlock()
-		if !ok {
-			return "", fmt.Errorf("%w: %q", ErrFlavorNotFound, flavor)
-		}
-	}
-	p, err := r.ringPool(ref, flavor)
-	if err != nil && flavor != "" {
-		// The flavor exists but its group is empty (or all weight 0):
-		// trying again will not help until an operator acts.
-		return "", fmt.Errorf("%w: %q: %v", ErrFlavorEmpty, flavor, err)
-	}
-	if err != nil {
-		return "", err
-	}
-	data, _ := json.Marshal(placementEntry{Pool: p})
-	createOnly := r.control.Capabilities().CreateOnly != drivers.CreateOnlyNone
-	err = r.control.Put(ctx, controlContainer, placementKey(ref), data, &drivers.PutOptions{CreateOnly: createOnly})
-	if errors.Is(err, drivers.ErrPreconditionFailed) {
-		r.cache.Remove(ref)
-		return r.lookup(ctx, ref)
-	}
-	if err != nil {
-		return "", err
-	}
-	r.cache.Add(ref, p)
-	if e, err := r.engine(p); err == nil {
-		e.ClearMoved(ref) // it may have lived here before a migration
-	}
-	return p, nil
-}
-
-// engine returns the engine of a pool.
-func (r *Router) engine(name string) (*index.Engine, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	p, ok := r.pools[name]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q (the queue's recorded pool is not configured)", drivers.ErrUnavailable, name)
-	}
-	return p.engine, nil
-}
-
-// route runs f on the engine of the queue's pool. With create, a queue
-// without a placement is placed (by the ring, in the flavor's group);
-// without, it is looked for where the ring would put it, which answers as
-// for a queue that does not exist. A queue that moved while f waited is
-// followed to its new pool.
-func (r *Router) route(ctx context.Context, ref index.QueueRef, create bool, flavor string, f func(e *index.Engine) error) error {
-	for attempt := 0; ; attempt++ {
-		var name string
-		var err error
-		if create {
-			name, err = r.place(ctx, ref, flavor)
-		} else {
-			name, err = r.lookup(ctx, ref)
-			if err == nil && name == "" {
-				name, err = r.ringPool(ref, "")
-			}
-		}
-		if err != nil {
-			return err
-		}
-		e, err := r.engine(name)
-		if err != nil {
-			return err
-		}
-		err = f(e)
-		if errors.Is(err, index.ErrMoved) && attempt < 3 {
-			r.cache.Remove(ref)
-			continue
-		}
-		return err
-	}
-}
 
 func flavorOf(meta json.RawMessage) string {
 	var m struct {
