@@ -91,6 +91,14 @@ func compactJSON(raw json.RawMessage) []byte {
 // first head committed.
 func (q *queue) adopt(ctx context.Context, ent catalogEntry) error {
 	e := q.e
+	if ent.Bare {
+		// Made by a single node with the journal: cluster mode writes
+		// logs into the container.
+		if err := e.store.CreateContainer(ctx, queueContainer(ent.Gen)); err != nil {
+			return err
+		}
+		ent.Bare = false
+	}
 	ent.Cluster = true
 	if err := q.putEntry(ctx, ent); err != nil {
 		return err

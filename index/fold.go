@@ -109,6 +109,14 @@ func (q *queue) planFoldLocked(b *batch) *foldPlan {
 // again by a later fold. It reports false when the queue failed.
 func (q *queue) writeFold(ctx context.Context, container string, p *foldPlan) bool {
 	e := q.e
+	if err := q.ensureContainer(ctx); err != nil {
+		// As for a body object that cannot be written.
+		q.mu.Lock()
+		q.folding = nil
+		q.failLocked(err, nil)
+		q.mu.Unlock()
+		return false
+	}
 	if p.body != nil {
 		err := q.putBodyObject(ctx, container, p)
 		q.mu.Lock()
@@ -227,6 +235,10 @@ func (q *queue) foldNow(ctx context.Context) error {
 		q.mu.Unlock()
 		return nil
 	}
+	if err := q.ensureContainerLocked(ctx); err != nil {
+		q.mu.Unlock()
+		return err
+	}
 	q.flushing = true // keeps a flusher out while the fold is written
 	p := q.planFoldLocked(nil)
 	q.logsSinceSnap = 0
@@ -293,4 +305,45 @@ func (e *Engine) waitFlushers(d time.Duration) {
 		}
 		<-time.After(5 * time.Millisecond)
 	}
+}
+
+// ensureContainer makes the container of a bare queue (catalogEntry.Bare)
+// before its first fold writes there, trying again as a body object write
+// does. The entry in the store says bare until the fold's record; the
+// container exists either way.
+func (q *queue) ensureContainer(ctx context.Context) error {
+	q.mu.Lock()
+	bare, container := q.entry.Bare, q.container
+	q.mu.Unlock()
+	if !bare {
+		return nil
+	}
+	var err error
+	for attempt := 0; attempt <= q.e.opts.WriteRetries; attempt++ {
+		if err = q.e.store.CreateContainer(ctx, container); !errors.Is(err, drivers.ErrUnavailable) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("index: %s: make its container: %w", q.ref, err)
+	}
+	q.mu.Lock()
+	if q.container == container {
+		q.entry.Bare = false
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+// ensureContainerLocked is ensureContainer, at once, for a migration or a
+// fold of a frozen queue. Callers hold mu.
+func (q *queue) ensureContainerLocked(ctx context.Context) error {
+	if !q.entry.Bare {
+		return nil
+	}
+	if err := q.e.store.CreateContainer(ctx, q.container); err != nil {
+		return fmt.Errorf("index: %s: make its container: %w", q.ref, err)
+	}
+	q.entry.Bare = false
+	return nil
 }

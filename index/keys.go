@@ -124,6 +124,13 @@ type catalogEntry struct {
 	// and where it starts from: without a head, the entry is what is
 	// left of a create or a delete that did not finish.
 	Cluster bool `json:"cluster,omitempty"`
+	// Bare says the queue's container may not exist yet: an engine with
+	// the node's journal makes a queue with its catalog entry alone, and
+	// its container at its first fold (or migration, or when an engine
+	// without the journal loads it). Nothing of a bare queue is in its
+	// container but what a fold wrote before its record was lost, so a
+	// load reads no log there.
+	Bare bool `json:"bare,omitempty"`
 }
 
 // decodeCatalogEntry reads a catalog entry. The generation names the

@@ -32,6 +32,10 @@ func (e *Engine) Locate(ctx context.Context, ref QueueRef) (loc Location, exists
 			return nil
 		}
 		exists = true
+		// A migration copies the container: a bare queue gets one.
+		if err := q.ensureContainerLocked(ctx); err != nil {
+			return err
+		}
 		loc, err = q.location()
 		return err
 	})
@@ -106,7 +110,11 @@ func (e *Engine) Freeze(ctx context.Context, ref QueueRef) (*Frozen, error) {
 		}
 	}
 	q.mu.Lock()
-	loc, err := q.location()
+	err = q.ensureContainerLocked(ctx)
+	var loc Location
+	if err == nil {
+		loc, err = q.location()
+	}
 	q.mu.Unlock()
 	if err != nil {
 		f := &Frozen{e: e, q: q}

@@ -97,10 +97,16 @@ func (q *queue) load(ctx context.Context) error {
 			Msg("queue was written in cluster mode; its state is in etcd: serve this store with -etcd")
 		return fmt.Errorf("%w: %s: %w", drivers.ErrUnavailable, q.ref, ErrClusterQueue)
 	}
-	if ent.Folded && e.journal == nil {
+	if (ent.Folded || ent.Bare) && e.journal == nil {
 		// Without the journal this engine writes logs after the
-		// snapshot: an engine with it must not skip them later.
-		ent.Folded = false
+		// snapshot: an engine with it must not skip them later. And it
+		// writes them into the container.
+		if ent.Bare {
+			if err := e.store.CreateContainer(ctx, queueContainer(ent.Gen)); err != nil {
+				return fmt.Errorf("index: %s: make its container: %w", q.ref, err)
+			}
+		}
+		ent.Folded, ent.Bare = false, false
 		data, err := json.Marshal(ent)
 		if err == nil {
 			err = e.store.Put(ctx, controlContainer, catalogKey(q.ref), data, nil)
@@ -175,7 +181,9 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 	// A snapshot a fold wrote and recorded has no logs after it: the
 	// probe for one is saved (a cold load is the catalog entry and the
 	// snapshot).
-	folded := h == nil && e.journal != nil && ent.Folded && ent.Snap != nil && *ent.Snap == from && from > 0
+	// Nor for a bare queue: its container holds no log.
+	folded := h == nil && e.journal != nil &&
+		(ent.Folded && ent.Snap != nil && *ent.Snap == from && from > 0 || ent.Bare)
 	for ; !folded; seq++ {
 		if h != nil && (seq > h.Log || h.skipped(seq)) {
 			if seq > h.Log {
@@ -214,11 +222,12 @@ func (q *queue) recover(ctx context.Context, ent catalogEntry, h *head) error {
 			return err
 		}
 	}
-	if from == 0 && replayed == 0 {
+	if from == 0 && replayed == 0 && !ent.Bare {
 		// Nothing read from the container: an empty queue (or one only
 		// in the journal), or one whose container vanished (reads of a
 		// missing container answer not found, as of a missing key). One
-		// listing tells them apart, for queues never snapshotted only.
+		// listing tells them apart, for queues never snapshotted only (a
+		// bare queue has no container yet).
 		if _, err := e.store.List(ctx, q.container, &drivers.ListOptions{Limit: 1}); errors.Is(err, drivers.ErrNotFound) {
 			return q.damaged(err)
 		}

@@ -63,17 +63,22 @@ func emptyObject(meta json.RawMessage) json.RawMessage {
 
 // createLocked makes the queue in the store: its container, then its
 // catalog entry, written create-only so that of two creators one wins and
-// the other loads what the winner wrote. Callers hold q.mu.
+// the other loads what the winner wrote. With the node's journal the
+// queue is made bare (its entry alone: one write), and its container at
+// its first fold. Callers hold q.mu.
 func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created bool, err error) {
 	e := q.e
-	ent := catalogEntry{Gen: newID(16), Created: e.now(), Metadata: emptyObject(meta), Snap: new(uint64), Cluster: e.fence != nil}
+	ent := catalogEntry{Gen: newID(16), Created: e.now(), Metadata: emptyObject(meta), Snap: new(uint64), Cluster: e.fence != nil,
+		Bare: e.journal != nil && e.fence == nil}
 	data, err := json.Marshal(ent)
 	if err != nil {
 		return false, err
 	}
 	container := queueContainer(ent.Gen)
-	if err := e.store.CreateContainer(ctx, container); err != nil {
-		return false, err
+	if !ent.Bare {
+		if err := e.store.CreateContainer(ctx, container); err != nil {
+			return false, err
+		}
 	}
 	if e.fence != nil {
 		return q.createFenced(ctx, ent, data)
@@ -82,7 +87,9 @@ func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created
 	e.absent.Remove(q.ref)
 	if errors.Is(err, drivers.ErrPreconditionFailed) {
 		// Another creator won: load what it wrote.
-		_ = e.store.DeleteContainer(ctx, container)
+		if !ent.Bare {
+			_ = e.store.DeleteContainer(ctx, container)
+		}
 		if err := q.load(ctx); err != nil {
 			return false, err
 		}
@@ -103,7 +110,7 @@ func (q *queue) createLocked(ctx context.Context, meta json.RawMessage) (created
 		case landed:
 			q.created(ent)
 			return true, nil
-		case known:
+		case known && !ent.Bare:
 			_ = e.store.DeleteContainer(ctx, container)
 		}
 		return false, err

@@ -91,7 +91,7 @@ func (e *Engine) removeObjectsLocked(ctx context.Context, container string) {
 			return
 		}
 	}
-	if err := e.store.DeleteContainer(ctx, container); err != nil {
+	if err := e.store.DeleteContainer(ctx, container); err != nil && !errors.Is(err, drivers.ErrNotFound) {
 		e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue: container delete failed; retried at next start")
 		return
 	}

@@ -48,6 +48,8 @@ type envOpts struct {
 	// a cluster (clusterEtcdEnv): for tests that play the cluster
 	// themselves.
 	single bool
+	// index changes the engine's options.
+	index func(*index.Options)
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -66,6 +68,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	io := index.Options{Store: e.store, Logger: zerolog.Nop(), NoJanitor: true}
 	if !o.real {
 		io.Clock = e.clk
+	}
+	if o.index != nil {
+		o.index(&io)
 	}
 	eng, err := index.Open(context.Background(), io)
 	if err != nil {
