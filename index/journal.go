@@ -65,6 +65,11 @@ type journal struct {
 	// ahead of the flushers it just woke and write rounds of one queue.
 	returning int
 	back      chan struct{}
+	// width is how many queues the last round written carried. From
+	// busyWidth on, the writer also waits (up to busyGather) until the
+	// next round is as wide: enough is closed when it is.
+	width  int
+	enough chan struct{}
 	// sections are the durable, unfolded batches of each queue, oldest
 	// first; refs counts them per journal object.
 	sections map[QueueRef][]sectionRef
@@ -100,6 +105,16 @@ func newJournal(e *Engine) *journal {
 // round it just wrote before it writes the next.
 const gatherWait = time.Millisecond
 
+// When the last round carried busyWidth queues or more (many queues are
+// busy: their clients' next requests are on their way), the writer waits
+// up to busyGather after a write returned for the next round to be as
+// wide, instead of writing what the first few brought. One queue's
+// workload never waits: its own batch groups its requests.
+const (
+	busyWidth  = 8
+	busyGather = 2 * time.Millisecond
+)
+
 // commit writes one batch of q (its frame: a whole log object) into the
 // next journal object and waits until that object is in the store.
 // returning says the caller's previous batch was in the last round
@@ -118,6 +133,10 @@ func (j *journal) commit(ref QueueRef, gen string, batch uint64, frame []byte, r
 	}
 	r := j.open
 	r.entries = append(r.entries, journalEntry{ref: ref, gen: gen, batch: batch, frame: frame})
+	if j.enough != nil && len(r.entries) >= j.width {
+		close(j.enough)
+		j.enough = nil
+	}
 	if returning {
 		j.returnedLocked()
 	}
@@ -151,6 +170,7 @@ func (j *journal) writeLoop() {
 	ctx := context.Background()
 	e := j.e
 	for {
+		wrote := time.Now()
 		j.mu.Lock()
 		if back := j.back; back != nil {
 			j.mu.Unlock()
@@ -159,6 +179,17 @@ func (j *journal) writeLoop() {
 			case <-time.After(gatherWait):
 			}
 			j.mu.Lock()
+		}
+		if j.width >= busyWidth && (j.open == nil || len(j.open.entries) < j.width) {
+			enough := make(chan struct{})
+			j.enough = enough
+			j.mu.Unlock()
+			select {
+			case <-enough:
+			case <-time.After(busyGather - time.Since(wrote)):
+			}
+			j.mu.Lock()
+			j.enough = nil
 		}
 		r := j.open
 		j.open = nil
@@ -184,6 +215,7 @@ func (j *journal) writeLoop() {
 				j.back = make(chan struct{})
 			}
 			j.returning += len(r.entries)
+			j.width = len(r.entries)
 		}
 		j.mu.Unlock()
 		if err != nil && !errors.Is(err, ErrFenced) {
