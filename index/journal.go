@@ -67,7 +67,7 @@ type journal struct {
 	back      chan struct{}
 	// width is how many queues the last round written carried. From
 	// busyWidth on, the writer also waits (up to busyGather) until the
-	// next round is as wide: enough is closed when it is.
+	// next round is a quarter wider: enough is closed when it is.
 	width  int
 	enough chan struct{}
 	// sections are the durable, unfolded batches of each queue, oldest
@@ -107,13 +107,17 @@ const gatherWait = time.Millisecond
 
 // When the last round carried busyWidth queues or more (many queues are
 // busy: their clients' next requests are on their way), the writer waits
-// up to busyGather after a write returned for the next round to be as
-// wide, instead of writing what the first few brought. One queue's
+// up to busyGather after a write returned for the next round to be a
+// quarter wider than the last (widerThan), instead of writing what the
+// first few brought: rounds grow until the wait bounds them. One queue's
 // workload never waits: its own batch groups its requests.
 const (
 	busyWidth  = 8
 	busyGather = 2 * time.Millisecond
 )
+
+// widerThan is the width a busy round waits for after one of width w.
+func widerThan(w int) int { return w + w/4 }
 
 // commit writes one batch of q (its frame: a whole log object) into the
 // next journal object and waits until that object is in the store.
@@ -133,7 +137,7 @@ func (j *journal) commit(ref QueueRef, gen string, batch uint64, frame []byte, r
 	}
 	r := j.open
 	r.entries = append(r.entries, journalEntry{ref: ref, gen: gen, batch: batch, frame: frame})
-	if j.enough != nil && len(r.entries) >= j.width {
+	if j.enough != nil && len(r.entries) >= widerThan(j.width) {
 		close(j.enough)
 		j.enough = nil
 	}
@@ -180,7 +184,7 @@ func (j *journal) writeLoop() {
 			}
 			j.mu.Lock()
 		}
-		if j.width >= busyWidth && (j.open == nil || len(j.open.entries) < j.width) {
+		if j.width >= busyWidth && (j.open == nil || len(j.open.entries) < widerThan(j.width)) {
 			enough := make(chan struct{})
 			j.enough = enough
 			j.mu.Unlock()
