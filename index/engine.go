@@ -511,7 +511,7 @@ func (e *Engine) Janitor() {
 			heavy = append(heavy, weight{q, q.st.pinnedBytes})
 			pinned += q.st.pinnedBytes
 		}
-		if q.serving() {
+		if q.serving() && q.exists {
 			q.st.sweep(now)
 			if len(q.st.moving) > 0 && q.frozen == nil {
 				// Moves to a dead-letter queue that failed (its owner or
