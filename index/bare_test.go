@@ -8,20 +8,6 @@ import (
 	"github.com/cistern-mq/cistern/drivers"
 )
 
-// entryOf reads a queue's catalog entry from the store.
-func entryOf(t *testing.T, s drivers.Store, q QueueRef) catalogEntry {
-	t.Helper()
-	data, err := s.Get(ctx, controlContainer, catalogKey(q), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ent, err := decodeCatalogEntry(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ent
-}
-
 func containerExists(t *testing.T, s drivers.Store, gen string) bool {
 	t.Helper()
 	_, err := s.List(ctx, queueContainer(gen), &drivers.ListOptions{Limit: 1})
@@ -40,7 +26,7 @@ func TestBareQueueGetsContainerAtFold(t *testing.T) {
 	if created, err := e.CreateQueue(ctx, q, json.RawMessage(`{"k":1}`)); err != nil || !created {
 		t.Fatalf("CreateQueue = %v, %v", created, err)
 	}
-	ent := entryOf(t, mem, q)
+	ent := mustEntry(t, mem, q)
 	if !ent.Bare || containerExists(t, mem, ent.Gen) {
 		t.Fatalf("a new queue: bare %v, container there %v; want a bare entry and no container", ent.Bare, containerExists(t, mem, ent.Gen))
 	}
@@ -48,7 +34,7 @@ func TestBareQueueGetsContainerAtFold(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Close() // folds
-	ent = entryOf(t, mem, q)
+	ent = mustEntry(t, mem, q)
 	if ent.Bare || !ent.Folded || !containerExists(t, mem, ent.Gen) {
 		t.Fatalf("after the fold: bare %v, folded %v, container there %v", ent.Bare, ent.Folded, containerExists(t, mem, ent.Gen))
 	}
@@ -71,7 +57,7 @@ func TestBareQueueAcrossEngines(t *testing.T) {
 	}
 	// e is abandoned, as a crashed process (its janitor does not run);
 	// the next engine fences it off the journal.
-	if !entryOf(t, mem, q).Bare {
+	if !mustEntry(t, mem, q).Bare {
 		t.Fatal("the crashed queue's entry is not bare")
 	}
 	e = openEngine(t, mem, newFakeClock(), nil)
@@ -84,7 +70,7 @@ func TestBareQueueAcrossEngines(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs.Close()
-	if ent := entryOf(t, mem, q); ent.Bare || !containerExists(t, mem, ent.Gen) {
+	if ent := mustEntry(t, mem, q); ent.Bare || !containerExists(t, mem, ent.Gen) {
 		t.Fatalf("after an engine without the journal: bare %v, container there %v", ent.Bare, containerExists(t, mem, ent.Gen))
 	}
 	e = openEngine(t, mem, newFakeClock(), nil)
