@@ -308,9 +308,8 @@ func (e *Engine) waitFlushers(d time.Duration) {
 }
 
 // ensureContainer makes the container of a bare queue (catalogEntry.Bare)
-// before its first fold writes there, trying again as a body object write
-// does. The entry in the store says bare until the fold's record; the
-// container exists either way.
+// before its first fold writes there. The entry in the store says bare
+// until the fold's record; the container exists either way.
 func (q *queue) ensureContainer(ctx context.Context) error {
 	q.mu.Lock()
 	bare, container := q.entry.Bare, q.container
@@ -318,14 +317,8 @@ func (q *queue) ensureContainer(ctx context.Context) error {
 	if !bare {
 		return nil
 	}
-	var err error
-	for attempt := 0; attempt <= q.e.opts.WriteRetries; attempt++ {
-		if err = q.e.store.CreateContainer(ctx, container); !errors.Is(err, drivers.ErrUnavailable) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("index: %s: make its container: %w", q.ref, err)
+	if err := q.makeContainer(ctx, container); err != nil {
+		return err
 	}
 	q.mu.Lock()
 	if q.container == container {
@@ -335,15 +328,30 @@ func (q *queue) ensureContainer(ctx context.Context) error {
 	return nil
 }
 
-// ensureContainerLocked is ensureContainer, at once, for a migration or a
-// fold of a frozen queue. Callers hold mu.
+// ensureContainerLocked is ensureContainer for a migration or the fold of
+// a frozen queue. Callers hold mu.
 func (q *queue) ensureContainerLocked(ctx context.Context) error {
 	if !q.entry.Bare {
 		return nil
 	}
-	if err := q.e.store.CreateContainer(ctx, q.container); err != nil {
-		return fmt.Errorf("index: %s: make its container: %w", q.ref, err)
+	if err := q.makeContainer(ctx, q.container); err != nil {
+		return err
 	}
 	q.entry.Bare = false
+	return nil
+}
+
+// makeContainer makes a bare queue's container, trying again as a body
+// object write does.
+func (q *queue) makeContainer(ctx context.Context, container string) error {
+	var err error
+	for attempt := 0; attempt <= q.e.opts.WriteRetries; attempt++ {
+		if err = q.e.store.CreateContainer(ctx, container); !errors.Is(err, drivers.ErrUnavailable) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("index: %s: make its container: %w", q.ref, err)
+	}
 	return nil
 }

@@ -249,18 +249,11 @@ func (m *model) claimable(now int64, n int) []*modelMsg {
 
 func (r *journalRun) post(t *rapid.T) {
 	ref := r.drawRef(t)
-	n := rapid.IntRange(1, 3).Draw(t, "n")
-	ttl := int64(rapid.IntRange(60, 600).Draw(t, "ttl"))
-	delay := int64(rapid.SampledFrom([]int{0, 0, 0, 30}).Draw(t, "delay"))
-	var in []NewMessage
-	for range n {
-		r.n++
-		in = append(in, NewMessage{Body: []byte(fmt.Sprintf(`{"n":%d}`, r.n)), TTL: ttl, Delay: delay})
-	}
+	in := drawPost(t, 3, &r.n)
 	now := r.now()
 	add := func(m *model, ids []string) {
 		for i, id := range ids {
-			m.msgs = append(m.msgs, &modelMsg{id: id, body: string(in[i].Body), expires: now + ttl, visible: now + delay})
+			m.msgs = append(m.msgs, &modelMsg{id: id, body: string(in[i].Body), expires: now + in[i].TTL, visible: now + in[i].Delay})
 		}
 	}
 	ids, err := r.e.Post(ctx, ref, "client", in)

@@ -117,21 +117,14 @@ func TestModel(t *testing.T) {
 		defer func() { r.e.Close() }()
 		t.Repeat(map[string]func(*rapid.T){
 			"post": func(t *rapid.T) {
-				n := rapid.IntRange(1, 5).Draw(t, "n")
-				ttl := int64(rapid.IntRange(60, 600).Draw(t, "ttl"))
-				delay := int64(rapid.SampledFrom([]int{0, 0, 0, 30}).Draw(t, "delay"))
-				var in []NewMessage
-				for range n {
-					r.n++
-					in = append(in, NewMessage{Body: []byte(fmt.Sprintf(`{"n":%d}`, r.n)), TTL: ttl, Delay: delay})
-				}
+				in := drawPost(t, 5, &r.n)
 				ids, err := r.e.Post(ctx, r.ref, "client", in)
 				if err != nil {
 					t.Fatalf("Post: %v", err)
 				}
 				now := r.now()
 				for i, id := range ids {
-					r.model.msgs = append(r.model.msgs, &modelMsg{id: id, body: string(in[i].Body), expires: now + ttl, visible: now + delay})
+					r.model.msgs = append(r.model.msgs, &modelMsg{id: id, body: string(in[i].Body), expires: now + in[i].TTL, visible: now + in[i].Delay})
 				}
 			},
 			"claim": func(t *rapid.T) {
@@ -320,4 +313,18 @@ func TestModel(t *testing.T) {
 			"": func(t *rapid.T) { r.check() },
 		})
 	})
+}
+
+// drawPost draws a post of 1 to most messages sharing a drawn TTL and
+// delay, their bodies numbered on from *n.
+func drawPost(t *rapid.T, most int, n *int) []NewMessage {
+	count := rapid.IntRange(1, most).Draw(t, "n")
+	ttl := int64(rapid.IntRange(60, 600).Draw(t, "ttl"))
+	delay := int64(rapid.SampledFrom([]int{0, 0, 0, 30}).Draw(t, "delay"))
+	in := make([]NewMessage, 0, count)
+	for range count {
+		*n++
+		in = append(in, NewMessage{Body: []byte(fmt.Sprintf(`{"n":%d}`, *n)), TTL: ttl, Delay: delay})
+	}
+	return in
 }

@@ -43,11 +43,7 @@ func (e *Engine) FinishRemoval(ctx context.Context, container string) error {
 	if err != nil {
 		return err
 	}
-	e.removeObjectsLocked(ctx, container)
-	if _, err := e.store.Get(ctx, controlContainer, trashPrefix+gen, nil); !errors.Is(err, drivers.ErrNotFound) {
-		if err == nil {
-			err = errors.New("its objects could not all be removed")
-		}
+	if err := e.removeObjectsLocked(ctx, container); err != nil {
 		return fmt.Errorf("index: %s was trashed here and is not removed yet: %w", container, err)
 	}
 	return nil
@@ -64,20 +60,22 @@ func (e *Engine) removeQueueObjects(ctx context.Context, container string) {
 	if _, err := e.store.Get(ctx, controlContainer, trashPrefix+gen, nil); errors.Is(err, drivers.ErrNotFound) {
 		return
 	}
-	e.removeObjectsLocked(ctx, container)
+	if err := e.removeObjectsLocked(ctx, container); err != nil {
+		e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue failed; retried at next start")
+	}
 }
 
-// removeObjectsLocked removes a trashed container and its entry; callers
-// hold the generation's trash lock.
-func (e *Engine) removeObjectsLocked(ctx context.Context, container string) {
+// removeObjectsLocked removes a trashed container and then its entry;
+// callers hold the generation's trash lock. What fails is left for the
+// next start (emptyTrash).
+func (e *Engine) removeObjectsLocked(ctx context.Context, container string) error {
 	for {
 		p, err := e.store.List(ctx, container, &drivers.ListOptions{Limit: 1000})
 		if errors.Is(err, drivers.ErrNotFound) {
 			break
 		}
 		if err != nil {
-			e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue: list failed; retried at next start")
-			return
+			return fmt.Errorf("list: %w", err)
 		}
 		if len(p.Objects) == 0 {
 			break
@@ -87,18 +85,17 @@ func (e *Engine) removeObjectsLocked(ctx context.Context, container string) {
 			keys[i] = o.Key
 		}
 		if err := drivers.DeleteMany(ctx, e.store, container, keys); err != nil {
-			e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue: delete failed; retried at next start")
-			return
+			return fmt.Errorf("delete objects: %w", err)
 		}
 	}
 	if err := e.store.DeleteContainer(ctx, container); err != nil && !errors.Is(err, drivers.ErrNotFound) {
-		e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue: container delete failed; retried at next start")
-		return
+		return fmt.Errorf("delete container: %w", err)
 	}
 	gen := container[len(containerPrefix):]
-	if err := e.store.Delete(ctx, controlContainer, trashPrefix+gen); err != nil {
-		e.log.Warn().Err(err).Str("container", container).Msg("removing a deleted queue: trash entry not deleted")
+	if err := e.store.Delete(ctx, controlContainer, trashPrefix+gen); err != nil && !errors.Is(err, drivers.ErrNotFound) {
+		return fmt.Errorf("delete trash entry: %w", err)
 	}
+	return nil
 }
 
 // putTrash records that generation gen of ref is to be removed. The entry

@@ -53,7 +53,7 @@ func (r *Router) PutPool(ctx context.Context, s PoolSpec) (created bool, err err
 			return false, err
 		}
 	case old.spec.URI != s.URI || string(old.spec.Options) != string(s.Options):
-		if s.Name == r.opts.Pools[0].Name {
+		if s.Name == r.controlPool {
 			return false, fmt.Errorf("%w: the control pool's store cannot change while it serves", ErrInvalid)
 		}
 		if inUse, err := old.engine.HasQueues(ctx); err != nil || inUse {
@@ -148,7 +148,7 @@ func (r *Router) DeletePool(ctx context.Context, name string) error {
 	if !ok {
 		return nil // Zaqar answers 204 for a missing pool
 	}
-	if name == r.opts.Pools[0].Name {
+	if name == r.controlPool {
 		return fmt.Errorf("%w: %q is the control pool, which holds the registry and the catalog", ErrPoolInUse, name)
 	}
 	inUse, err := p.engine.HasQueues(ctx)

@@ -1,21 +1,17 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cistern-mq/cistern/drivers/drivertest"
-	"github.com/cistern-mq/cistern/notify"
 	"github.com/cistern-mq/cistern/server/wire"
 	"github.com/cistern-mq/cistern/topics"
 )
@@ -285,19 +281,7 @@ func TestTopicDeliversToSubscribers(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	var d *notify.Deliverer
-	e := newEnv(t, envOpts{single: true, server: func(o *Options) {
-		var err error
-		d, err = notify.NewDeliverer(notify.DeliverOptions{Store: o.Subscriptions, Source: o.Engine.(notify.Source),
-			Logger: zerolog.Nop(), Now: o.Clock, Rescan: time.Hour,
-			Wait:  func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
-			Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.Notify = d
-	}})
-	defer d.Close()
+	e := newDeliveryEnv(t)
 	for _, s := range []struct{ path, hook string }{
 		{"/v2/topics/fan/subscriptions", "/one"},
 		{"/v2/topics/fan/subscriptions", "/two"},
