@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cistern-mq/cistern/drivers"
+	"github.com/cistern-mq/cistern/drivers/drivertest"
 	"github.com/cistern-mq/cistern/drivers/memdriver"
 	"github.com/cistern-mq/cistern/index"
 	"github.com/cistern-mq/cistern/server/wire"
@@ -70,6 +71,20 @@ func TestHealthNamesDamagedQueues(t *testing.T) {
 	// queue only in the journal has none to lose).
 	e := newEnv(t, envOpts{real: true, store: st, index: func(o *index.Options) { o.FoldBytes = 1 }})
 	e.must(req{method: "POST", path: "/v2/queues/lost/messages", body: `{"messages": [{"body": 1}]}`}, 201)
+	// The fold runs after the post is answered (Release then waits for
+	// the rest of it): wait until it has written into the container.
+	drivertest.Eventually(t, "the queue folded into its container", func() bool {
+		p, _ := st.ListContainers(context.Background(), nil)
+		for _, c := range p.Objects {
+			if c.Key == index.ControlContainer {
+				continue
+			}
+			if keys, err := st.List(context.Background(), c.Key, nil); err == nil && len(keys.Objects) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	if err := e.eng.Release(context.Background(), func(index.QueueRef) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
